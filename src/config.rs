@@ -1,0 +1,37 @@
+//! Limits and switches that bound what the pipeline keeps in memory.
+//!
+//! Every cap has a default chosen so that a capture of any size runs in bounded memory; hitting a
+//! cap is recorded as an anomaly on the connection, never a silent loss.
+
+/// Resource caps applied by the decoding stages.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest WebSocket frame payload held whole; longer frames are counted and skipped.
+    pub max_frame_bytes: u64,
+    /// Largest decoded (unmasked, defragmented, inflated) message kept; the rest is counted.
+    pub max_message_bytes: u64,
+    /// Out-of-order TCP bytes buffered per direction before the hole is declared a gap.
+    pub max_ooo_bytes_per_dir: usize,
+    /// TCP flows tracked at once; the least recently active is evicted beyond this.
+    pub max_flows: usize,
+    /// Largest HTTP header block (request or response) before the upgrade is abandoned.
+    pub max_http_header_bytes: usize,
+    /// Bytes of each message kept for the `preview` field.
+    pub preview_bytes: usize,
+    /// A flow silent for this long (capture time, nanoseconds) is closed and evicted.
+    pub idle_timeout_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 << 20,
+            max_message_bytes: 64 << 20,
+            max_ooo_bytes_per_dir: 1 << 20,
+            max_flows: 100_000,
+            max_http_header_bytes: 64 << 10,
+            preview_bytes: 120,
+            idle_timeout_ns: 3_600 * 1_000_000_000,
+        }
+    }
+}

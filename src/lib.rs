@@ -1,0 +1,13 @@
+//! wsinspect reads packet captures and tells what happened on every WebSocket connection.
+
+pub mod capture;
+pub mod config;
+pub mod deflate;
+pub mod error;
+pub mod http;
+pub mod net;
+pub mod tcp;
+pub mod types;
+pub mod ws;
+
+pub use error::Error;
