@@ -35,3 +35,26 @@ impl Default for Limits {
         }
     }
 }
+
+/// How message payloads appear in the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayloadMode {
+    /// No payload bytes at all.
+    None,
+    /// The first bytes, printable.
+    #[default]
+    Preview,
+    /// The whole decoded payload.
+    Full,
+}
+
+/// Everything a run of the pipeline is told.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Resource caps.
+    pub limits: Limits,
+    /// Payload rendering in message events.
+    pub payloads: PayloadMode,
+    /// Whether to emit one event per frame.
+    pub frames: bool,
+}

@@ -1,1 +1,131 @@
-fn main(){}
+//! The `wsinspect` command: parses arguments, opens the capture, picks a sink, runs the pipeline.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+use wsinspect::capture::CaptureReader;
+use wsinspect::config::{Config, Limits, PayloadMode};
+use wsinspect::output::json::JsonSink;
+use wsinspect::output::ndjson::NdjsonSink;
+use wsinspect::output::text::TextSink;
+use wsinspect::pipeline::{self, EventSink};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Payloads {
+    /// No payload bytes.
+    None,
+    /// The first bytes of each message (text, or hex for binary).
+    Preview,
+    /// Every decoded message whole: text as a string, anything else as base64.
+    Full,
+}
+
+/// Tells you what happened on every WebSocket connection in a packet capture.
+#[derive(Debug, Parser)]
+#[command(name = "wsinspect", version, about, max_term_width = 100)]
+struct Cli {
+    /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
+    capture: PathBuf,
+
+    /// Write one JSON document (connections, then the capture summary).
+    #[arg(long, conflicts_with = "ndjson", help_heading = "Output")]
+    json: bool,
+
+    /// Write one JSON event per line, in capture order, as they happen.
+    #[arg(long, help_heading = "Output")]
+    ndjson: bool,
+
+    /// Indent the JSON document.
+    #[arg(long, requires = "json", help_heading = "Output")]
+    pretty: bool,
+
+    /// How message payloads appear in JSON output.
+    #[arg(long, value_enum, default_value = "preview", help_heading = "Output")]
+    payloads: Payloads,
+
+    /// List every frame of each connection too.
+    #[arg(long, help_heading = "Output")]
+    frames: bool,
+
+    /// Write to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    output: Option<PathBuf>,
+
+    /// Largest decoded message kept whole, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, help_heading = "Limits")]
+    max_message_bytes: u64,
+
+    /// Largest frame payload kept, in bytes; longer frames are counted and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame_bytes, help_heading = "Limits")]
+    max_frame_bytes: u64,
+
+    /// TCP flows tracked at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows, help_heading = "Limits")]
+    max_flows: usize,
+
+    /// Out-of-order bytes buffered per direction before declaring a gap.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
+    max_ooo_bytes: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A reader that went away (`wsinspect f.pcap --ndjson | head`) is not a failure.
+            if err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("wsinspect: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let limits = Limits {
+        max_message_bytes: cli.max_message_bytes,
+        max_frame_bytes: cli.max_frame_bytes,
+        max_flows: cli.max_flows.max(1),
+        max_ooo_bytes_per_dir: cli.max_ooo_bytes,
+        ..Limits::default()
+    };
+    let cfg = Config {
+        limits,
+        payloads: match cli.payloads {
+            Payloads::None => PayloadMode::None,
+            Payloads::Preview => PayloadMode::Preview,
+            Payloads::Full => PayloadMode::Full,
+        },
+        frames: cli.frames,
+    };
+    let mut reader = CaptureReader::open(&cli.capture)?;
+    let name = cli.capture.display().to_string();
+    let out: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let out = BufWriter::with_capacity(1 << 16, out);
+    // A terminal watching NDJSON wants each line at once; a file or pipe wants throughput.
+    let interactive = cli.output.is_none() && io::stdout().is_terminal();
+    if cli.json {
+        drive(&mut reader, &name, cfg.clone(), JsonSink::new(out, cli.frames, cli.pretty))
+    } else if cli.ndjson {
+        drive(&mut reader, &name, cfg, NdjsonSink::new(out, interactive))
+    } else {
+        drive(&mut reader, &name, cfg, TextSink::new(out))
+    }
+}
+
+fn drive<S: EventSink>(reader: &mut CaptureReader, name: &str, cfg: Config, sink: S) -> Result<()> {
+    let (_, summary) = pipeline::run(reader, name, cfg, sink)?;
+    if summary.truncated {
+        eprintln!("wsinspect: warning: {name} is truncated; analysed everything before the cut");
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! NDJSON: one event per line, in capture order, written as it happens.
+//!
+//! Each line is an object with a `type` (`connection_open`, `handshake`, `frame`, `message`,
+//! `ping`, `pong`, `close`, `tcp`, `gap`, `anomaly`, `connection_end`) and the fields of that
+//! event; the last line has type `capture_end` and the capture summary. `docs/json-schema.md`
+//! lists every field.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::output::SCHEMA_VERSION;
+use crate::pipeline::{CaptureSummary, EventSink};
+
+/// Writes events as JSON lines.
+pub struct NdjsonSink<W: Write> {
+    out: W,
+    flush_each: bool,
+}
+
+impl<W: Write> NdjsonSink<W> {
+    /// A sink writing to `out`; with `flush_each`, every line is flushed at once (for live
+    /// capture, so that `tail -f` and log shippers see events as they happen).
+    pub fn new(out: W, flush_each: bool) -> NdjsonSink<W> {
+        NdjsonSink { out, flush_each }
+    }
+
+    fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        if self.flush_each {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct CaptureEnd<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema_version: &'static str,
+    capture: &'a CaptureSummary,
+}
+
+impl<W: Write> EventSink for NdjsonSink<W> {
+    fn event(&mut self, ev: Event) -> io::Result<()> {
+        self.line(&ev)
+    }
+
+    fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {
+        self.line(&CaptureEnd { kind: "capture_end", schema_version: SCHEMA_VERSION, capture: summary })?;
+        self.out.flush()
+    }
+}

@@ -1,0 +1,257 @@
+//! The driver: takes packets from a capture, runs them through link/IP decode, TCP reassembly
+//! and each connection's session, and gives the resulting events, in capture order, to a sink.
+//!
+//! It owns the flow table and decides when a connection is over: closed (after a short linger,
+//! so a late RST still counts), idle, evicted by the flow cap, replaced by a new SYN on the same
+//! ports, or cut by the end of the capture.
+
+use std::collections::VecDeque;
+use std::io;
+
+use serde::Serialize;
+
+use crate::capture::{CaptureReader, Packet};
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{ConnId, Event};
+use crate::net::{self, Skip};
+use crate::session::{Ctx, Session};
+use crate::tcp::{FlowKey, FlowTable, TcpConn};
+use crate::types::Ts;
+
+/// Capture time a connection closed by FIN or RST stays tracked, so that the packets which
+/// follow a close (a late RST, a retransmitted FIN) are still attributed to it.
+const CLOSE_LINGER_NS: i64 = 2_000_000_000;
+/// How often (capture time) closed and idle flows are looked for.
+const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+
+/// Receives the event stream.
+pub trait EventSink {
+    /// One event, in capture order.
+    fn event(&mut self, ev: Event) -> io::Result<()>;
+    /// The capture is over; no more events follow.
+    fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()>;
+}
+
+/// Collects events in memory (tests, small captures).
+impl EventSink for Vec<Event> {
+    fn event(&mut self, ev: Event) -> io::Result<()> {
+        self.push(ev);
+        Ok(())
+    }
+    fn finish(&mut self, _: &CaptureSummary) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Packets that gave no TCP segment, by reason.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SkipCounts {
+    /// Not TCP over IPv4/IPv6.
+    pub not_tcp: u64,
+    /// IP fragments (not reassembled).
+    pub ip_fragments: u64,
+    /// Headers cut or inconsistent.
+    pub malformed: u64,
+    /// On an interface of an unsupported link type.
+    pub unsupported_link: u64,
+}
+
+/// What the capture held, written at the end of every output.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaptureSummary {
+    /// The path as given (`-` for standard input).
+    pub file: String,
+    /// `pcap` or `pcapng`.
+    pub format: &'static str,
+    /// Whether the file was gzip-compressed.
+    pub gzip: bool,
+    /// Link types declared in the file (tcpdump.org numbers).
+    pub link_types: Vec<u32>,
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes of capture read (decompressed).
+    pub bytes: u64,
+    /// First packet time.
+    pub first_ts: Option<Ts>,
+    /// Last packet time.
+    pub last_ts: Option<Ts>,
+    /// Whether the file ended in the middle of a record.
+    pub truncated: bool,
+    /// TCP segments decoded.
+    pub tcp_packets: u64,
+    /// Packets skipped, by reason.
+    pub skipped: SkipCounts,
+    /// WebSocket connections found.
+    pub connections: u64,
+    /// Flows dropped because the flow table was full.
+    pub flows_evicted: u64,
+}
+
+struct Flow {
+    tcp: TcpConn,
+    session: Session,
+}
+
+/// Runs packets through the stages; see the module doc.
+pub struct Pipeline<S: EventSink> {
+    cfg: Config,
+    flows: FlowTable<Flow>,
+    closing: VecDeque<(FlowKey, Ts)>,
+    next_id: ConnId,
+    queue: Vec<Event>,
+    sink: S,
+    summary: CaptureSummary,
+    last_sweep: Option<Ts>,
+}
+
+impl<S: EventSink> Pipeline<S> {
+    /// A pipeline writing to `sink`.
+    pub fn new(cfg: Config, sink: S) -> Pipeline<S> {
+        let flows = FlowTable::new(cfg.limits.max_flows);
+        Pipeline {
+            cfg,
+            flows,
+            closing: VecDeque::new(),
+            next_id: 1,
+            queue: Vec::new(),
+            sink,
+            summary: CaptureSummary::default(),
+            last_sweep: None,
+        }
+    }
+
+    /// Feeds one captured packet.
+    pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        let now = pkt.ts;
+        let s = &mut self.summary;
+        s.packets += 1;
+        s.first_ts.get_or_insert(now);
+        s.last_ts = Some(s.last_ts.map_or(now, |t| t.max(now)));
+        let tp = match net::decode(pkt.linktype, pkt.data) {
+            Ok(tp) => tp,
+            Err(skip) => {
+                let c = &mut s.skipped;
+                match skip {
+                    Skip::NotTcp => c.not_tcp += 1,
+                    Skip::IpFragment => c.ip_fragments += 1,
+                    Skip::Malformed(_) => c.malformed += 1,
+                    Skip::UnsupportedLink(_) => c.unsupported_link += 1,
+                }
+                return Ok(());
+            }
+        };
+        s.tcp_packets += 1;
+        let key = FlowKey::of(&tp);
+        let reused = self.flows.get_mut(&key, now).is_some_and(|f| f.tcp.starts_new_connection(&tp));
+        if reused && let Some(old) = self.flows.remove(&key) {
+            self.end_flow(old, now, "reused");
+        }
+        if self.flows.get_mut(&key, now).is_none() {
+            let tcp = TcpConn::new(&tp, &self.cfg.limits);
+            let session = Session::new(tcp.client(), tcp.server(), tp.flags.syn(), now);
+            for (_, evicted) in self.flows.insert(key, Flow { tcp, session }, now) {
+                self.summary.flows_evicted += 1;
+                self.end_flow(evicted, now, "evicted");
+            }
+        }
+        let Some(flow) = self.flows.get_mut(&key, now) else { return self.drain() };
+        let was_closed = flow.tcp.is_closed();
+        let dir = flow.tcp.direction(&tp);
+        let mut ctx = Ctx { cfg: &self.cfg, next_id: &mut self.next_id, out: &mut self.queue };
+        let Flow { tcp, session } = flow;
+        session.packet(dir, now);
+        tcp.segment(now, &tp, &mut |ev| session.stream_event(ev, &mut ctx));
+        if !was_closed && tcp.is_closed() {
+            self.closing.push_back((key, now));
+        }
+        if self.last_sweep.is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS) {
+            self.sweep(now);
+        }
+        self.drain()
+    }
+
+    /// Ends flows that closed a while ago or went idle.
+    fn sweep(&mut self, now: Ts) {
+        self.last_sweep = Some(now);
+        while let Some(&(key, closed_at)) = self.closing.front() {
+            if now.0.saturating_sub(closed_at.0) < CLOSE_LINGER_NS {
+                break;
+            }
+            self.closing.pop_front();
+            // The key may have been reused or evicted since; only end a flow that is still closed.
+            let still_closed = self.flows.get_mut(&key, closed_at).is_some_and(|f| f.tcp.is_closed());
+            if still_closed && let Some(flow) = self.flows.remove(&key) {
+                let end = flow.tcp.last_ts();
+                self.end_flow(flow, end, "closed");
+            }
+        }
+        for (_, flow) in self.flows.expire(now, self.cfg.limits.idle_timeout_ns) {
+            self.end_flow(flow, now, "idle_timeout");
+        }
+    }
+
+    fn end_flow(&mut self, mut flow: Flow, ts: Ts, ended_by: &'static str) {
+        let mut ctx = Ctx { cfg: &self.cfg, next_id: &mut self.next_id, out: &mut self.queue };
+        let Flow { tcp, session } = &mut flow;
+        tcp.finish(ts, &mut |ev| session.stream_event(ev, &mut ctx));
+        let ended_by = if ended_by == "capture_end" && tcp.is_closed() { "closed" } else { ended_by };
+        if let Some(end) = session.end(ts, ended_by, tcp.stats()) {
+            self.summary.connections += 1;
+            self.queue.push(Event::ConnectionEnd(Box::new(end)));
+        }
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        for ev in self.queue.drain(..) {
+            self.sink.event(ev)?;
+        }
+        Ok(())
+    }
+
+    /// The capture is over: ends every flow still tracked and gives the sink the summary.
+    pub fn finish(mut self, mut capture: CaptureSummary) -> io::Result<(S, CaptureSummary)> {
+        let end = self.summary.last_ts.unwrap_or_default();
+        for (_, flow) in self.flows.drain() {
+            self.end_flow(flow, end, "capture_end");
+        }
+        self.drain()?;
+        let s = &self.summary;
+        capture.packets += s.packets;
+        capture.first_ts = s.first_ts;
+        capture.last_ts = s.last_ts;
+        capture.tcp_packets = s.tcp_packets;
+        let unsupported = capture.skipped.unsupported_link;
+        capture.skipped = s.skipped.clone();
+        capture.skipped.unsupported_link += unsupported;
+        capture.connections = s.connections;
+        capture.flows_evicted = s.flows_evicted;
+        self.sink.finish(&capture)?;
+        Ok((self.sink, capture))
+    }
+}
+
+/// Reads a whole capture through a pipeline into `sink`.
+///
+/// `name` is what the summary calls the file. A capture cut short is analysed up to the cut and
+/// flagged `truncated`; only unreadable input and sink write failures are errors.
+pub fn run<S: EventSink>(reader: &mut CaptureReader, name: &str, cfg: Config, sink: S) -> Result<(S, CaptureSummary), Error> {
+    let mut pipeline = Pipeline::new(cfg, sink);
+    while let Some(pkt) = reader.next_packet()? {
+        pipeline.packet(&pkt)?;
+    }
+    let capture = CaptureSummary {
+        file: name.to_owned(),
+        format: reader.format().as_str(),
+        gzip: reader.gzipped(),
+        link_types: reader.link_types().to_vec(),
+        bytes: reader.bytes_consumed(),
+        truncated: reader.truncated(),
+        ..CaptureSummary::default()
+    };
+    let mut capture = capture;
+    // Packets on unsupported interfaces never reach the pipeline but are part of the file.
+    capture.packets = reader.skipped_packets();
+    capture.skipped.unsupported_link = reader.skipped_packets();
+    Ok(pipeline.finish(capture)?)
+}

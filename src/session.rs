@@ -1,0 +1,927 @@
+//! One TCP connection's application layer: takes its reassembled byte streams (and gaps, FINs,
+//! RSTs) and gives events. It finds the HTTP/1.1 upgrade (skipping earlier keep-alive requests),
+//! or recognises WebSocket frames picked up mid-stream, then drives the frame decoder and the
+//! message assembler of each direction, matches pings with pongs and records close frames.
+//!
+//! Directions here are the application's: the client is whoever sent the upgrade request (or
+//! masked frames), which is not always the side TCP guessed from ports.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+
+use crate::config::{Config, PayloadMode};
+use crate::event::{
+    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent, GapEvent,
+    GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent, PongEvent, TcpEvent,
+    TcpMark, TcpSummary, TtlRange,
+};
+use crate::http::{self, BodyFraming, BodySkipper, Parsed, Request, Response};
+use crate::tcp::{StreamEvent, TcpStats};
+use crate::types::{Dir, Ts};
+use crate::ws::coding;
+use crate::ws::decoder::{FrameDecoder, FrameEvent as DecoderEvent};
+use crate::ws::frame::{self, FrameHeader, opcode};
+use crate::ws::message::{DeflateDir, MessageAssembler, MessageEvent as AssemblerEvent, MessageStatus};
+
+/// Pending pings kept per direction; older ones are dropped (and stay unanswered) beyond this.
+const MAX_PENDING_PINGS: usize = 64;
+/// Chunks per direction examined for mid-stream frames before a flow is declared not WebSocket.
+const MIDSTREAM_ATTEMPTS: u8 = 8;
+
+enum Phase {
+    /// No payload seen yet.
+    Start,
+    /// Speaking HTTP/1.1.
+    Http,
+    /// Upgraded (or picked up mid-stream).
+    WebSocket,
+    /// Not WebSocket; ignore the rest.
+    Ignored,
+}
+
+/// What the client direction is doing while HTTP is spoken.
+enum ClientHttp {
+    /// Parsing request heads.
+    Heads,
+    /// Skipping a request body.
+    Body(BodySkipper),
+    /// An upgrade request awaits its answer; later bytes are held.
+    AwaitingAnswer,
+}
+
+struct PendingRequest {
+    method: String,
+    upgrade: Option<Box<(Request, Ts)>>,
+}
+
+struct WsDir {
+    decoder: FrameDecoder,
+    assembler: MessageAssembler,
+    close_seen: bool,
+}
+
+struct PendingPing {
+    id: u32,
+    ts: Ts,
+    payload: Vec<u8>,
+}
+
+/// Application-layer state of one TCP connection.
+pub struct Session {
+    phase: Phase,
+    conn: Option<ConnId>,
+    /// The application's client is TCP's server.
+    flipped: bool,
+    client: SocketAddr,
+    server: SocketAddr,
+    syn_seen: bool,
+    start_ts: Ts,
+    midstream_attempts: [u8; 2],
+    /// Held stream bytes per application direction while HTTP is parsed.
+    held: [Vec<u8>; 2],
+    client_http: ClientHttp,
+    server_body: Option<BodySkipper>,
+    pending: VecDeque<PendingRequest>,
+    handshake: Option<Handshake>,
+    handshake_seen: bool,
+    upgrade_attempts: u32,
+    ws: Option<[WsDir; 2]>,
+    stats: [DirStats; 2],
+    pings: [VecDeque<PendingPing>; 2],
+    next_ping_id: u32,
+    closes: Vec<CloseEvent>,
+    fins: Vec<TcpMark>,
+    rsts: Vec<TcpMark>,
+    gaps: Vec<GapMark>,
+    anomalies: u64,
+}
+
+/// What the session needs from its surroundings for one call.
+pub struct Ctx<'a> {
+    /// Run settings.
+    pub cfg: &'a Config,
+    /// The next free connection id; taken when the flow is recognised.
+    pub next_id: &'a mut ConnId,
+    /// Events go here, in order.
+    pub out: &'a mut Vec<Event>,
+}
+
+impl Session {
+    /// A session for a TCP connection whose client (per TCP's guess) and server are given.
+    pub fn new(client: SocketAddr, server: SocketAddr, syn_seen: bool, start_ts: Ts) -> Session {
+        Session {
+            phase: Phase::Start,
+            conn: None,
+            flipped: false,
+            client,
+            server,
+            syn_seen,
+            start_ts,
+            midstream_attempts: [0; 2],
+            held: [Vec::new(), Vec::new()],
+            client_http: ClientHttp::Heads,
+            server_body: None,
+            pending: VecDeque::new(),
+            handshake: None,
+            handshake_seen: false,
+            upgrade_attempts: 0,
+            ws: None,
+            stats: [DirStats::default(), DirStats::default()],
+            pings: [VecDeque::new(), VecDeque::new()],
+            next_ping_id: 1,
+            closes: Vec::new(),
+            fins: Vec::new(),
+            rsts: Vec::new(),
+            gaps: Vec::new(),
+            anomalies: 0,
+        }
+    }
+
+    /// The connection id, once the flow was recognised as WebSocket.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
+    /// Counts one TCP packet (for per-direction packet counts and last-activity times).
+    pub fn packet(&mut self, tcp_dir: Dir, ts: Ts) {
+        let d = self.app_dir(tcp_dir).index();
+        self.stats[d].packets += 1;
+        self.stats[d].last_packet_ts = Some(ts);
+    }
+
+    fn app_dir(&self, tcp_dir: Dir) -> Dir {
+        if self.flipped { tcp_dir.flip() } else { tcp_dir }
+    }
+
+    /// Handles one reassembly event (directions in TCP's orientation).
+    pub fn stream_event(&mut self, ev: StreamEvent<'_>, ctx: &mut Ctx<'_>) {
+        match ev {
+            StreamEvent::Syn { .. } => {}
+            StreamEvent::Data { dir, ts, bytes } => self.data(dir, ts, bytes, ctx),
+            StreamEvent::Gap { dir, ts, len } => self.gap(dir, ts, len, ctx),
+            StreamEvent::Fin { dir, ts, ttl, ip_id } => {
+                let dir = self.app_dir(dir);
+                let mark = TcpMark { ts, dir, ttl, ip_id };
+                self.fins.push(mark.clone());
+                self.emit_tcp(mark, "fin", ctx);
+            }
+            StreamEvent::Rst { dir, ts, ttl, ip_id } => {
+                let dir = self.app_dir(dir);
+                let mark = TcpMark { ts, dir, ttl, ip_id };
+                self.rsts.push(mark.clone());
+                self.emit_tcp(mark, "rst", ctx);
+            }
+            StreamEvent::Anomaly { dir, ts, kind, detail } => {
+                let dir = self.app_dir(dir);
+                self.anomaly(ts, Some(dir), kind, detail, ctx);
+            }
+        }
+    }
+
+    fn emit_tcp(&mut self, mark: TcpMark, kind: &'static str, ctx: &mut Ctx<'_>) {
+        if let Some(conn) = self.conn {
+            ctx.out.push(Event::Tcp(TcpEvent { conn, ts: mark.ts, dir: mark.dir, kind, ttl: mark.ttl, ip_id: mark.ip_id }));
+        }
+    }
+
+    fn anomaly(&mut self, ts: Ts, dir: Option<Dir>, kind: &'static str, detail: String, ctx: &mut Ctx<'_>) {
+        if let Some(conn) = self.conn {
+            self.anomalies += 1;
+            ctx.out.push(Event::Anomaly(AnomalyEvent { conn, ts, dir, kind, detail }));
+        }
+    }
+
+    /// Gives the flow an id and announces it.
+    fn recognise(&mut self, ctx: &mut Ctx<'_>) {
+        if self.conn.is_some() {
+            return;
+        }
+        let conn = *ctx.next_id;
+        *ctx.next_id += 1;
+        self.conn = Some(conn);
+        ctx.out.push(Event::ConnectionOpen(ConnectionOpen {
+            conn,
+            ts: self.start_ts,
+            client: self.client.to_string(),
+            server: self.server.to_string(),
+            handshake_seen: self.handshake_seen,
+            syn_seen: self.syn_seen,
+        }));
+    }
+
+    fn flip(&mut self) {
+        self.flipped = !self.flipped;
+        std::mem::swap(&mut self.client, &mut self.server);
+        self.stats.swap(0, 1);
+    }
+
+    fn data(&mut self, tcp_dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Phase::Start = self.phase {
+            self.start(tcp_dir, ts, bytes, ctx);
+        }
+        let dir = self.app_dir(tcp_dir);
+        match self.phase {
+            Phase::Start => {}
+            Phase::Ignored => {}
+            Phase::Http => {
+                self.held[dir.index()].extend_from_slice(bytes);
+                self.http(ts, ctx);
+            }
+            Phase::WebSocket => self.ws_bytes(dir, ts, bytes, ctx),
+        }
+    }
+
+    /// Decides what the flow is from its first payload bytes.
+    fn start(&mut self, tcp_dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        if http::looks_like_request(bytes) {
+            // Without the SYN, TCP's orientation is a guess from ports; whoever sends a request
+            // is the client.
+            if !self.syn_seen && tcp_dir == Dir::S2c {
+                self.flip();
+            }
+            if self.syn_seen && tcp_dir == Dir::S2c {
+                self.phase = Phase::Ignored;
+            } else {
+                self.phase = Phase::Http;
+            }
+            return;
+        }
+        if bytes.starts_with(b"HTTP/1.") {
+            // The capture starts after the request: the sender of a response is the server.
+            if !self.syn_seen && tcp_dir == Dir::C2s {
+                self.flip();
+            }
+            self.phase = if self.syn_seen && tcp_dir == Dir::C2s { Phase::Ignored } else { Phase::Http };
+            return;
+        }
+        if self.syn_seen {
+            // The connection's start is in the capture and it does not open with HTTP.
+            self.phase = Phase::Ignored;
+            return;
+        }
+        let i = tcp_dir.index();
+        self.midstream_attempts[i] = self.midstream_attempts[i].saturating_add(1);
+        match plausible_frames(bytes) {
+            Some(masked) => {
+                let client_sent = masked;
+                if client_sent != (tcp_dir == Dir::C2s) {
+                    self.flip();
+                }
+                self.recognise(ctx);
+                self.enter_websocket(None, ts, ctx);
+            }
+            None => {
+                if self.midstream_attempts.iter().all(|&n| n >= MIDSTREAM_ATTEMPTS) {
+                    self.phase = Phase::Ignored;
+                }
+            }
+        }
+    }
+
+    /// Parses whatever HTTP heads are complete in both directions.
+    fn http(&mut self, ts: Ts, ctx: &mut Ctx<'_>) {
+        loop {
+            let progressed_client = self.http_client(ts, ctx);
+            if !matches!(self.phase, Phase::Http) {
+                return;
+            }
+            let progressed_server = self.http_server(ts, ctx);
+            if !matches!(self.phase, Phase::Http) {
+                return;
+            }
+            if !progressed_client && !progressed_server {
+                return;
+            }
+        }
+    }
+
+    /// One step of the client's HTTP; returns whether it consumed anything.
+    fn http_client(&mut self, ts: Ts, ctx: &mut Ctx<'_>) -> bool {
+        let max_head = ctx.cfg.limits.max_http_header_bytes;
+        let buf = &mut self.held[0];
+        if buf.is_empty() {
+            return false;
+        }
+        match &mut self.client_http {
+            ClientHttp::AwaitingAnswer => false,
+            ClientHttp::Body(skipper) => match skipper.push(buf) {
+                Ok(n) => {
+                    buf.drain(..n);
+                    if skipper.done() {
+                        self.client_http = ClientHttp::Heads;
+                    }
+                    n > 0
+                }
+                Err(e) => {
+                    self.give_up_http(ts, Dir::C2s, "http_body_invalid", e, ctx);
+                    false
+                }
+            },
+            ClientHttp::Heads => match http::parse_request(buf, max_head) {
+                Parsed::Partial => false,
+                Parsed::TooLarge => {
+                    self.give_up_http(ts, Dir::C2s, "http_header_too_large", format!("request head over {max_head} bytes"), ctx);
+                    false
+                }
+                Parsed::Invalid(why) => {
+                    self.give_up_http(ts, Dir::C2s, "http_invalid", format!("request: {why}"), ctx);
+                    false
+                }
+                Parsed::Complete { head, head_len } => {
+                    buf.drain(..head_len);
+                    let is_upgrade = head.header("upgrade").is_some() || head.header("sec-websocket-key").is_some();
+                    if is_upgrade {
+                        self.handshake_seen = true;
+                        self.upgrade_attempts += 1;
+                        self.recognise(ctx);
+                        self.client_http = ClientHttp::AwaitingAnswer;
+                        self.pending.push_back(PendingRequest {
+                            method: head.method.clone(),
+                            upgrade: Some(Box::new((head, ts))),
+                        });
+                    } else {
+                        let framing = head.body_framing();
+                        self.pending.push_back(PendingRequest { method: head.method.clone(), upgrade: None });
+                        if framing != BodyFraming::None {
+                            self.client_http = ClientHttp::Body(BodySkipper::new(framing));
+                        }
+                    }
+                    true
+                }
+            },
+        }
+    }
+
+    /// One step of the server's HTTP; returns whether it consumed anything.
+    fn http_server(&mut self, ts: Ts, ctx: &mut Ctx<'_>) -> bool {
+        let max_head = ctx.cfg.limits.max_http_header_bytes;
+        if self.held[1].is_empty() {
+            return false;
+        }
+        if let Some(skipper) = &mut self.server_body {
+            return match skipper.push(&self.held[1]) {
+                Ok(n) => {
+                    self.held[1].drain(..n);
+                    if skipper.done() {
+                        self.server_body = None;
+                    }
+                    n > 0
+                }
+                Err(e) => {
+                    self.give_up_http(ts, Dir::S2c, "http_body_invalid", e, ctx);
+                    false
+                }
+            };
+        }
+        match http::parse_response(&self.held[1], max_head) {
+            Parsed::Partial => false,
+            Parsed::TooLarge => {
+                self.give_up_http(ts, Dir::S2c, "http_header_too_large", format!("response head over {max_head} bytes"), ctx);
+                false
+            }
+            Parsed::Invalid(why) => {
+                self.give_up_http(ts, Dir::S2c, "http_invalid", format!("response: {why}"), ctx);
+                false
+            }
+            Parsed::Complete { head, head_len } => {
+                self.held[1].drain(..head_len);
+                if (100..200).contains(&head.status) && head.status != 101 {
+                    // Interim responses (100 Continue) do not answer the request.
+                    return true;
+                }
+                let Some(req) = self.pending.pop_front() else {
+                    if head.status == 101 {
+                        // The capture began between the request and the answer.
+                        self.handshake_seen = false;
+                        self.recognise(ctx);
+                        let hs = build_handshake(None, &head, ts);
+                        self.finish_handshake(hs, ts, ctx);
+                    }
+                    return true;
+                };
+                match req.upgrade {
+                    Some(upgrade) => {
+                        let (request, req_ts) = *upgrade;
+                        let hs = build_handshake(Some((&request, req_ts)), &head, ts);
+                        self.client_http = ClientHttp::Heads;
+                        let accepted = hs.accepted;
+                        self.finish_handshake(hs, ts, ctx);
+                        if !accepted {
+                            self.skip_response_body(&head, &req.method);
+                        }
+                    }
+                    None => self.skip_response_body(&head, &req.method),
+                }
+                true
+            }
+        }
+    }
+
+    fn skip_response_body(&mut self, head: &Response, method: &str) {
+        let framing = head.body_framing(method);
+        if framing != BodyFraming::None {
+            self.server_body = Some(BodySkipper::new(framing));
+        }
+    }
+
+    fn give_up_http(&mut self, ts: Ts, dir: Dir, kind: &'static str, detail: String, ctx: &mut Ctx<'_>) {
+        self.anomaly(ts, Some(dir), kind, detail, ctx);
+        if self.conn.is_some() && self.upgrade_attempts > 0 && matches!(self.client_http, ClientHttp::AwaitingAnswer) {
+            // The request was an upgrade; look for frames rather than lose the connection.
+            self.enter_websocket(None, ts, ctx);
+        } else {
+            self.phase = Phase::Ignored;
+            self.held = [Vec::new(), Vec::new()];
+        }
+    }
+
+    /// Records a completed (or rejected) upgrade and switches to WebSocket when accepted.
+    fn finish_handshake(&mut self, hs: Handshake, ts: Ts, ctx: &mut Ctx<'_>) {
+        let accepted = hs.accepted;
+        let deflate = hs.permessage_deflate.map(|p| {
+            let offered_client_no_takeover = hs
+                .extensions_offered
+                .as_deref()
+                .map(|v| {
+                    let offers: Vec<_> =
+                        http::parse_extensions(v).into_iter().filter(|e| e.name.eq_ignore_ascii_case("permessage-deflate")).collect();
+                    !offers.is_empty()
+                        && offers.iter().all(|e| e.params.iter().any(|(k, _)| k.eq_ignore_ascii_case("client_no_context_takeover")))
+                })
+                .unwrap_or(false);
+            [
+                DeflateDir { context_takeover: !(p.client_no_context_takeover || offered_client_no_takeover) },
+                DeflateDir { context_takeover: !p.server_no_context_takeover },
+            ]
+        });
+        for (kind, detail) in handshake_problems(&hs) {
+            self.anomaly(ts, None, kind, detail, ctx);
+        }
+        if let Some(conn) = self.conn {
+            ctx.out.push(Event::Handshake(HandshakeEvent { conn, ts, handshake: hs.clone() }));
+        }
+        self.handshake = Some(hs);
+        if accepted {
+            self.enter_websocket(deflate, ts, ctx);
+        }
+    }
+
+    /// Switches to frame decoding, then decodes bytes already held after the HTTP heads.
+    fn enter_websocket(&mut self, deflate: Option<[DeflateDir; 2]>, ts: Ts, ctx: &mut Ctx<'_>) {
+        let limits = &ctx.cfg.limits;
+        // Picked up mid-stream: RSV1 may appear although no negotiation was seen, and the
+        // inflater starts without history.
+        let midstream = !self.handshake_seen && self.handshake.is_none();
+        let dflt = if midstream { Some(DeflateDir { context_takeover: true }) } else { None };
+        let mk = |i: usize| {
+            let d = deflate.map(|d| d[i]).or(dflt);
+            WsDir {
+                decoder: FrameDecoder::new(i == 0, limits),
+                assembler: MessageAssembler::new(d, limits),
+                close_seen: false,
+            }
+        };
+        let mut dirs = [mk(0), mk(1)];
+        if midstream {
+            for d in &mut dirs {
+                d.assembler.desync(&mut |_| {});
+            }
+        }
+        self.ws = Some(dirs);
+        self.phase = Phase::WebSocket;
+        let held = std::mem::take(&mut self.held);
+        // Frames the server sent right behind its 101 come first: the client's can only follow.
+        for dir in [Dir::S2c, Dir::C2s] {
+            let bytes = &held[dir.index()];
+            if !bytes.is_empty() {
+                self.ws_bytes(dir, ts, bytes, ctx);
+            }
+        }
+    }
+
+    fn gap(&mut self, tcp_dir: Dir, ts: Ts, len: u64, ctx: &mut Ctx<'_>) {
+        let dir = self.app_dir(tcp_dir);
+        self.gaps.push(GapMark { ts, dir, len });
+        if let Some(conn) = self.conn {
+            ctx.out.push(Event::Gap(GapEvent { conn, ts, dir, len }));
+        }
+        match self.phase {
+            Phase::Http => {
+                if self.upgrade_attempts > 0 {
+                    self.anomaly(ts, Some(dir), "handshake_bytes_lost", format!("{len} bytes lost during the HTTP exchange"), ctx);
+                    self.enter_websocket(None, ts, ctx);
+                    self.ws_gap(dir, ts, len, ctx);
+                } else {
+                    self.phase = Phase::Ignored;
+                }
+            }
+            Phase::WebSocket => self.ws_gap(dir, ts, len, ctx),
+            Phase::Start | Phase::Ignored => {}
+        }
+    }
+
+    fn ws_gap(&mut self, dir: Dir, ts: Ts, len: u64, ctx: &mut Ctx<'_>) {
+        let Some(mut ws) = self.ws.take() else { return };
+        {
+            let WsDir { decoder, assembler, close_seen } = &mut ws[dir.index()];
+            decoder.gap(len, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
+        }
+        self.ws = Some(ws);
+    }
+
+    fn ws_bytes(&mut self, dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        let Some(mut ws) = self.ws.take() else { return };
+        {
+            let WsDir { decoder, assembler, close_seen } = &mut ws[dir.index()];
+            decoder.push(bytes, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
+        }
+        self.ws = Some(ws);
+    }
+
+    fn decoder_event(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        fe: DecoderEvent<'_>,
+        assembler: &mut MessageAssembler,
+        close_seen: &mut bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match fe {
+            DecoderEvent::Frame { header, payload, lost, skipped } => {
+                let st = &mut self.stats[dir.index()];
+                st.frames += 1;
+                st.last_frame_ts = Some(ts);
+                if let (Some(conn), true) = (self.conn, ctx.cfg.frames) {
+                    ctx.out.push(Event::Frame(FrameEvent {
+                        conn,
+                        ts,
+                        dir,
+                        fin: header.fin,
+                        rsv: header.rsv,
+                        opcode: header.opcode,
+                        opcode_name: coding::opcode_name(header.opcode),
+                        masked: header.mask.is_some(),
+                        len: header.payload_len,
+                        lost,
+                    }));
+                }
+                if *close_seen && !header.is_control() {
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "data_after_close",
+                        format!("{} frame after this side's close frame", coding::opcode_name(header.opcode)),
+                        ctx,
+                    );
+                }
+                assembler.frame(&header, payload, lost, skipped, &mut |me| self.assembler_event(dir, ts, me, close_seen, ctx));
+            }
+            DecoderEvent::Desync { lost } => {
+                self.anomaly(ts, Some(dir), "frame_sync_lost", format!("{lost} bytes lost where a frame header was due"), ctx);
+                assembler.desync(&mut |me| self.assembler_event(dir, ts, me, close_seen, ctx));
+            }
+            DecoderEvent::Resync { discarded } => {
+                self.anomaly(ts, Some(dir), "frame_sync_found", format!("frames found again after skipping {discarded} bytes"), ctx);
+            }
+            DecoderEvent::Anomaly { kind, detail } => self.anomaly(ts, Some(dir), kind, detail, ctx),
+        }
+    }
+
+    fn assembler_event(&mut self, dir: Dir, ts: Ts, me: AssemblerEvent<'_>, close_seen: &mut bool, ctx: &mut Ctx<'_>) {
+        match me {
+            AssemblerEvent::Message(m) => {
+                let st = &mut self.stats[dir.index()];
+                st.messages += 1;
+                if m.opcode == opcode::TEXT {
+                    st.text += 1;
+                } else {
+                    st.binary += 1;
+                }
+                st.bytes += m.len;
+                st.wire_bytes += m.wire_len;
+                let Some(conn) = self.conn else { return };
+                let text = m.opcode == opcode::TEXT;
+                let (status, undecodable_reason) = match m.status {
+                    MessageStatus::Complete => ("complete", None),
+                    MessageStatus::Truncated => ("truncated", None),
+                    MessageStatus::Incomplete => ("incomplete", None),
+                    MessageStatus::Undecodable(why) => ("undecodable", Some(why)),
+                };
+                let has_data = matches!(m.status, MessageStatus::Complete | MessageStatus::Truncated);
+                let (preview, payload, payload_encoding) = match (ctx.cfg.payloads, has_data) {
+                    (PayloadMode::Preview, true) => (Some(preview(m.data, text, ctx.cfg.limits.preview_bytes)), None, None),
+                    (PayloadMode::Full, true) => {
+                        let (p, enc) = full_payload(m.data, text);
+                        (None, Some(p), Some(enc))
+                    }
+                    _ => (None, None, None),
+                };
+                ctx.out.push(Event::Message(MessageEvent {
+                    conn,
+                    ts,
+                    dir,
+                    kind: if text { "text" } else { "binary" },
+                    len: m.len,
+                    wire_len: m.wire_len,
+                    frames: m.frames,
+                    compressed: m.compressed,
+                    status,
+                    undecodable_reason,
+                    utf8_valid: m.utf8_valid,
+                    history_reset: m.history_reset,
+                    preview,
+                    payload,
+                    payload_encoding,
+                }));
+            }
+            AssemblerEvent::Control { header, payload } => self.control(dir, ts, &header, payload, close_seen, ctx),
+            AssemblerEvent::Anomaly { kind, detail } => self.anomaly(ts, Some(dir), kind, detail, ctx),
+        }
+    }
+
+    fn control(&mut self, dir: Dir, ts: Ts, header: &FrameHeader, payload: &[u8], close_seen: &mut bool, ctx: &mut Ctx<'_>) {
+        let len = header.payload_len;
+        match header.opcode {
+            opcode::PING => {
+                self.stats[dir.index()].pings += 1;
+                let id = self.next_ping_id;
+                self.next_ping_id = self.next_ping_id.saturating_add(1);
+                let q = &mut self.pings[dir.index()];
+                if q.len() >= MAX_PENDING_PINGS {
+                    q.pop_front();
+                }
+                q.push_back(PendingPing { id, ts, payload: payload.to_vec() });
+                if let Some(conn) = self.conn {
+                    ctx.out.push(Event::Ping(PingEvent { conn, ts, dir, len, ping_id: id }));
+                }
+            }
+            opcode::PONG => {
+                self.stats[dir.index()].pongs += 1;
+                // A pong answers a ping from the other side with the same payload (RFC 6455 §5.5.3).
+                let q = &mut self.pings[dir.flip().index()];
+                let matched = q.iter().position(|p| p.payload == payload).and_then(|i| q.remove(i));
+                if let Some(conn) = self.conn {
+                    ctx.out.push(Event::Pong(PongEvent {
+                        conn,
+                        ts,
+                        dir,
+                        len,
+                        ping_id: matched.as_ref().map(|p| p.id),
+                        rtt_ms: matched.as_ref().map(|p| ts.millis_since(p.ts)),
+                    }));
+                }
+            }
+            opcode::CLOSE => {
+                let close = coding::parse_close(payload);
+                if *close_seen {
+                    self.anomaly(ts, Some(dir), "close_after_close", "a second close frame from the same side".into(), ctx);
+                }
+                *close_seen = true;
+                if close.one_byte {
+                    self.anomaly(ts, Some(dir), "close_payload_one_byte", "close frame with a 1-byte payload (RFC 6455 §5.5.1)".into(), ctx);
+                }
+                if !close.reason_utf8 {
+                    self.anomaly(ts, Some(dir), "invalid_utf8_close_reason", "close reason is not valid UTF-8".into(), ctx);
+                }
+                if let Some(code) = close.code
+                    && matches!(coding::close_code_class(code), coding::CloseClass::NotOnWire | coding::CloseClass::Invalid)
+                {
+                    self.anomaly(ts, Some(dir), "close_code_not_allowed", format!("close code {code} must not be sent (RFC 6455 §7.4)"), ctx);
+                }
+                let Some(conn) = self.conn else { return };
+                let ev = CloseEvent {
+                    conn,
+                    ts,
+                    dir,
+                    code: close.code,
+                    name: close.code.and_then(coding::close_code_name),
+                    reason: close.reason,
+                };
+                self.closes.push(ev.clone());
+                ctx.out.push(Event::Close(ev));
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection is over (or the capture is): its summary, if it was WebSocket.
+    pub fn end(&mut self, ts: Ts, ended_by: &'static str, tcp: &TcpStats) -> Option<ConnectionEnd> {
+        let conn = self.conn?;
+        let (c, s) = if self.flipped { (1, 0) } else { (0, 1) };
+        let ttl = |i: usize| TtlRange { min: tcp.ttl[i].min, max: tcp.ttl[i].max };
+        let end_ts = [self.stats[0].last_packet_ts, self.stats[1].last_packet_ts].into_iter().flatten().max().unwrap_or(ts);
+        let (syn_ts, synack_ts) = if self.flipped { (tcp.synack_ts, tcp.syn_ts) } else { (tcp.syn_ts, tcp.synack_ts) };
+        Some(ConnectionEnd {
+            conn,
+            ts,
+            client: self.client.to_string(),
+            server: self.server.to_string(),
+            start_ts: self.start_ts,
+            end_ts,
+            ended_by,
+            handshake_seen: self.handshake_seen,
+            handshake: self.handshake.clone(),
+            upgrade_attempts: self.upgrade_attempts,
+            c2s: self.stats[0].clone(),
+            s2c: self.stats[1].clone(),
+            close: std::mem::take(&mut self.closes),
+            tcp: TcpSummary {
+                syn_ts,
+                synack_ts,
+                fin: std::mem::take(&mut self.fins),
+                rst: std::mem::take(&mut self.rsts),
+                gaps: std::mem::take(&mut self.gaps),
+                retransmissions: tcp.retransmissions[0] + tcp.retransmissions[1],
+                out_of_order: tcp.out_of_order[0] + tcp.out_of_order[1],
+                ttl_c2s: ttl(c),
+                ttl_s2c: ttl(s),
+            },
+            anomaly_count: self.anomalies,
+        })
+    }
+}
+
+/// Whether `bytes` (the first chunk of a direction, picked up mid-stream) is a run of whole,
+/// plausible WebSocket frames; `Some(masked)` says whether they were masked (client frames).
+///
+/// Exactly covering the chunk is what makes random binary protocols unlikely to pass.
+fn plausible_frames(bytes: &[u8]) -> Option<bool> {
+    let mut rest = bytes;
+    let mut masked = None;
+    let mut frames = 0;
+    while !rest.is_empty() {
+        let h = frame::parse_header(rest).ok()?;
+        if h.rsv & 0b011 != 0 || !matches!(h.opcode, 0 | 1 | 2 | 8 | 9 | 10) {
+            return None;
+        }
+        if h.is_control() && (!h.fin || h.payload_len > 125) {
+            return None;
+        }
+        if *masked.get_or_insert(h.mask.is_some()) != h.mask.is_some() {
+            return None;
+        }
+        let total = u64::from(h.header_len).checked_add(h.payload_len)?;
+        let total = usize::try_from(total).ok()?;
+        let payload = rest.get(usize::from(h.header_len)..total)?;
+        if h.opcode == opcode::TEXT && h.fin && !h.rsv1() && h.mask.is_none() && simdutf8::basic::from_utf8(payload).is_err() {
+            return None;
+        }
+        rest = &rest[total..];
+        frames += 1;
+    }
+    if frames == 0 { None } else { masked }
+}
+
+fn build_handshake(request: Option<(&Request, Ts)>, resp: &Response, ts: Ts) -> Handshake {
+    let mut hs = Handshake { response_ts: Some(ts), status: Some(resp.status), ..Handshake::default() };
+    hs.reason = Some(resp.reason.clone());
+    hs.response_headers = resp.headers.clone();
+    hs.subprotocol = resp.header("sec-websocket-protocol").map(str::to_owned);
+    hs.extensions = resp.header("sec-websocket-extensions").map(str::to_owned);
+    if let Some((req, req_ts)) = request {
+        hs.request_ts = Some(req_ts);
+        hs.method = Some(req.method.clone());
+        hs.path = Some(req.path.clone());
+        hs.host = req.header("host").map(str::to_owned);
+        hs.origin = req.header("origin").map(str::to_owned);
+        hs.user_agent = req.header("user-agent").map(str::to_owned);
+        hs.version = req.header("sec-websocket-version").map(str::to_owned);
+        hs.subprotocols_offered = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+            .flat_map(|(_, v)| v.split(','))
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let offered: Vec<&str> =
+            req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")).map(|(_, v)| v.as_str()).collect();
+        if !offered.is_empty() {
+            hs.extensions_offered = Some(offered.join(", "));
+        }
+        hs.request_headers = req.headers.clone();
+        if let (Some(key), Some(accept)) = (req.header("sec-websocket-key"), resp.header("sec-websocket-accept")) {
+            hs.accept_valid = Some(http::accept_for_key(key.trim()) == accept.trim());
+        }
+    }
+    hs.permessage_deflate = hs.extensions.as_deref().and_then(|v| {
+        http::parse_extensions(v)
+            .into_iter()
+            .find(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
+            .and_then(|e| http::deflate_params(&e).ok())
+    });
+    hs.accepted = resp.status == 101;
+    hs
+}
+
+/// RFC 6455 §4 checks on an upgrade exchange, as (kind, detail) anomalies.
+fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let header = |hdrs: &[(String, String)], name: &str| {
+        hdrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
+    let has_token = |hdrs: &[(String, String)], name: &str, token: &str| {
+        hdrs.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if hs.request_ts.is_some() {
+        if hs.method.as_deref() != Some("GET") {
+            out.push(("upgrade_not_get", format!("upgrade request uses {}", hs.method.as_deref().unwrap_or("?"))));
+        }
+        if !has_token(&hs.request_headers, "upgrade", "websocket") {
+            out.push(("request_missing_upgrade", format!("request Upgrade header is {:?}", header(&hs.request_headers, "upgrade"))));
+        }
+        if !has_token(&hs.request_headers, "connection", "upgrade") {
+            out.push(("request_missing_connection_upgrade", "request Connection header lacks the upgrade token".into()));
+        }
+        if header(&hs.request_headers, "sec-websocket-key").is_none() {
+            out.push(("missing_key", "no Sec-WebSocket-Key in the request".into()));
+        }
+        if hs.version.as_deref().map(str::trim) != Some("13") {
+            out.push(("unsupported_version", format!("Sec-WebSocket-Version is {:?}", hs.version)));
+        }
+    }
+    if !hs.accepted {
+        return out;
+    }
+    if !has_token(&hs.response_headers, "upgrade", "websocket") {
+        out.push(("response_missing_upgrade", "101 response without Upgrade: websocket".into()));
+    }
+    if !has_token(&hs.response_headers, "connection", "upgrade") {
+        out.push(("response_missing_connection_upgrade", "101 response without Connection: upgrade".into()));
+    }
+    match (hs.accept_valid, header(&hs.response_headers, "sec-websocket-accept")) {
+        (Some(false), found) => {
+            let expected = header(&hs.request_headers, "sec-websocket-key").map(|k| http::accept_for_key(k.trim()));
+            out.push(("wrong_accept", format!("Sec-WebSocket-Accept is {found:?}, expected {expected:?}")));
+        }
+        (None, None) if hs.request_ts.is_some() => out.push(("missing_accept", "101 response without Sec-WebSocket-Accept".into())),
+        _ => {}
+    }
+    if let Some(chosen) = &hs.subprotocol
+        && hs.request_ts.is_some()
+        && !hs.subprotocols_offered.iter().any(|p| p == chosen)
+    {
+        out.push(("subprotocol_not_offered", format!("server chose {chosen:?}, client offered {:?}", hs.subprotocols_offered)));
+    }
+    if let Some(accepted) = &hs.extensions
+        && hs.request_ts.is_some()
+    {
+        let offered: Vec<String> = hs
+            .extensions_offered
+            .as_deref()
+            .map(|v| http::parse_extensions(v).into_iter().map(|e| e.name.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        for ext in http::parse_extensions(accepted) {
+            if !offered.contains(&ext.name.to_ascii_lowercase()) {
+                out.push(("extension_not_offered", format!("server accepted {:?}, which the client did not offer", ext.name)));
+            }
+            if ext.name.eq_ignore_ascii_case("permessage-deflate")
+                && let Err(e) = http::deflate_params(&ext)
+            {
+                out.push(("deflate_params_invalid", e));
+            }
+        }
+    }
+    out
+}
+
+/// The printable start of a payload: text up to a character boundary, binary as hex.
+fn preview(data: &[u8], text: bool, max: usize) -> String {
+    if text {
+        let cut = &data[..data.len().min(max)];
+        let s = match simdutf8::compat::from_utf8(cut) {
+            Ok(s) => s.to_owned(),
+            Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned(),
+            Err(_) => String::from_utf8_lossy(cut).into_owned(),
+        };
+        if data.len() > max { s + "…" } else { s }
+    } else {
+        let n = data.len().min(max / 2);
+        let mut s = String::with_capacity(n * 2 + 1);
+        for b in &data[..n] {
+            s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+            s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+        }
+        if data.len() > n {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// The whole payload: valid UTF-8 text as a string, anything else as base64.
+fn full_payload(data: &[u8], text: bool) -> (String, PayloadEncoding) {
+    if text && let Ok(s) = simdutf8::basic::from_utf8(data) {
+        return (s.to_owned(), PayloadEncoding::Text);
+    }
+    (base64::engine::general_purpose::STANDARD.encode(data), PayloadEncoding::Base64)
+}
