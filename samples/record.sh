@@ -178,8 +178,11 @@ record() {
   [[ -n "$BACKEND" ]] && filter="$filter or tcp port $BACKEND"
   rm -f "$pcap" "$HERE/$name.truth.json" "$WORK/$name".*
 
-  # 1. capture, and wait until tcpdump really listens
-  tcpdump -i "$IFACE" -U -s 0 -Z "$(id -un)" -w "$pcap" "$filter" 2>"$WORK/$name.tcpdump.log" &
+  # 1. capture, and wait until tcpdump really listens. --immediate-mode:
+  # without it libpcap hands packets over in ring-buffer blocks (up to 1 s
+  # late) and a short scenario could be cut off when tcpdump is stopped.
+  tcpdump -i "$IFACE" -U --immediate-mode -s 0 -Z "$(id -un)" -w "$pcap" "$filter" \
+    2>"$WORK/$name.tcpdump.log" &
   local tcpdump_pid=$!
   PIDS+=("$tcpdump_pid")
   wait_for "$WORK/$name.tcpdump.log" "listening on"
@@ -210,12 +213,18 @@ record() {
   fi
 
   # 4. let the last FIN/ACKs through, then stop the capture cleanly
-  sleep 0.5
+  sleep 1
   kill -INT "$tcpdump_pid"
   wait_pid "$tcpdump_pid" 10
+  # (On -i any the kernel may count drops of unrelated packets seen before
+  # the filter was attached; the verify step below is the real check.)
+  grep -q '^0 packets dropped by kernel' "$WORK/$name.tcpdump.log" ||
+    log "  note: $(grep 'dropped by kernel' "$WORK/$name.tcpdump.log")"
+  [[ $(stat -c %s "$pcap") -gt 24 ]] || die "$name: empty capture"
 
-  # 5. truth file from the peers' own logs
+  # 5. truth file from the peers' own logs, checked against the capture
   "$PY" "$PEERS/merge_truth.py" "$name" "$WORK" "$HERE"
+  "$PY" "$PEERS/verify.py" "$HERE/$name.truth.json" >&2 || die "$name: capture and truth disagree"
   log "  -> $(basename "$pcap") ($(stat -c %s "$pcap") bytes), $name.truth.json"
 }
 

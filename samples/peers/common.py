@@ -222,8 +222,11 @@ async def run_connection(ws, rec, log, steps):
                         await ping(step.get("ping_data", "mid").encode())
 
             await ws.send(gen())
+            # websockets cannot tell which item is the last one, so it sends
+            # every item with FIN=0 and ends the message with an extra, empty
+            # continuation frame with FIN=1: one frame more than items.
             rec["sent"].append({"type": parts[0][0], "len": len(whole), "sha256": sha256(whole),
-                                "fragments": len(parts), "compressed": compressed})
+                                "fragments": len(parts) + 1, "compressed": compressed})
         elif "ping" in step:
             await ping(step["ping"].encode())
         elif "expect" in step:

@@ -18,8 +18,12 @@ function httpGet(agent, path) {
   return new Promise((resolve, reject) => {
     http
       .get({ host: a.host, port: Number(a.port), path, agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.socket.localPort));
+        const port = res.socket.localPort;
+        let len = 0;
+        res.on('data', (d) => (len += d.length));
+        res.on('end', () =>
+          resolve({ port, info: { method: 'GET', path, status: res.statusCode, body_len: len } })
+        );
       })
       .on('error', reject);
   });
@@ -32,7 +36,9 @@ async function one(plan) {
     // A keep-alive agent: the GET leaves its socket idle in the agent and
     // the upgrade request below is sent on that same TCP connection.
     opts.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    localPort = await httpGet(opts.agent, plan.http_get_first);
+    const got = await httpGet(opts.agent, plan.http_get_first);
+    localPort = got.port;
+    opts.http_before_upgrade = got.info;
   } else {
     // Same as ws's default connector; we only note the local port, which
     // is needed even when the upgrade is rejected.
@@ -45,7 +51,13 @@ async function one(plan) {
   }
   const ws = new WebSocket(`ws://${hostInUrl}:${a.port}${plan.path}`, plan.protocols || [], opts);
   const rec = log.record({ server_port: Number(a.port), ip: a.host, path: plan.path });
+  if (opts.http_before_upgrade) rec.http_before_upgrade = opts.http_before_upgrade;
   const conn = track(ws, rec, log, { deflate: sc.perMessageDeflate });
+  // ws has no public hook for a refused upgrade's response headers; its
+  // ClientRequest is ws._req until the handshake ends.
+  ws._req.once('response', (res) => {
+    if (res.statusCode !== 101) rec.response_headers = res.headers;
+  });
 
   const opened = await new Promise((resolve) => {
     ws.on('upgrade', (res) => {
@@ -65,7 +77,7 @@ async function one(plan) {
     });
   });
   if (!opened) {
-    await new Promise((r) => ws.once('close', r));
+    await conn.waitFor(() => false); // until ws's close event
     rec.close = null;
     log.flush();
     return;
@@ -77,10 +89,22 @@ async function one(plan) {
   log.flush();
 }
 
+let finished = false;
 (async () => {
   for (const plan of sc.connections) await one(plan);
+  finished = true;
   process.exit(0);
 })();
+
+// An empty event loop with work left means a step waited for an event
+// that never came: fail loudly instead of exiting 0.
+process.on('beforeExit', () => {
+  if (!finished) {
+    log.flush();
+    console.error('client: event loop drained before the scenario finished');
+    process.exit(3);
+  }
+});
 
 setTimeout(() => {
   log.flush();

@@ -1,1 +1,7 @@
+//! One integration-test binary (one link on a 2-core CI): captures in, JSON out, checked against
+//! the truth the peers wrote (samples/) and against other projects' expected outputs (the public
+//! corpus beside the repository).
 
+mod cli;
+mod corpus;
+mod util;
