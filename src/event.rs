@@ -111,8 +111,10 @@ pub struct Handshake {
     pub permessage_deflate: Option<DeflateParams>,
     /// Whether `Sec-WebSocket-Accept` matches the key; `None` without both.
     pub accept_valid: Option<bool>,
-    /// Whether the upgrade succeeded (status 101 with the required headers).
+    /// Whether the server switched protocols (status 101).
     pub accepted: bool,
+    /// Whether the exchange follows every rule of RFC 6455 §4 (see the anomalies when not).
+    pub valid: bool,
     /// Request headers in order, `[name, value]`.
     pub request_headers: Vec<(String, String)>,
     /// Response headers in order.

@@ -60,6 +60,8 @@ struct WsDir {
     decoder: FrameDecoder,
     assembler: MessageAssembler,
     close_seen: bool,
+    /// No byte decoded yet since the switch.
+    fresh: bool,
 }
 
 struct PendingPing {
@@ -459,7 +461,10 @@ impl Session {
                 DeflateDir { context_takeover: !p.server_no_context_takeover },
             ]
         });
-        for (kind, detail) in handshake_problems(&hs) {
+        let problems = handshake_problems(&hs);
+        let mut hs = hs;
+        hs.valid = hs.accepted && problems.is_empty();
+        for (kind, detail) in problems {
             self.anomaly(ts, None, kind, detail, ctx);
         }
         if let Some(conn) = self.conn {
@@ -484,6 +489,7 @@ impl Session {
                 decoder: FrameDecoder::new(i == 0, limits),
                 assembler: MessageAssembler::new(d, limits),
                 close_seen: false,
+                fresh: true,
             }
         };
         let mut dirs = [mk(0), mk(1)];
@@ -528,7 +534,7 @@ impl Session {
     fn ws_gap(&mut self, dir: Dir, ts: Ts, len: u64, ctx: &mut Ctx<'_>) {
         let Some(mut ws) = self.ws.take() else { return };
         {
-            let WsDir { decoder, assembler, close_seen } = &mut ws[dir.index()];
+            let WsDir { decoder, assembler, close_seen, .. } = &mut ws[dir.index()];
             decoder.gap(len, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
         }
         self.ws = Some(ws);
@@ -536,8 +542,30 @@ impl Session {
 
     fn ws_bytes(&mut self, dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
         let Some(mut ws) = self.ws.take() else { return };
+        if std::mem::take(&mut ws[dir.index()].fresh) && self.handshake.is_some() {
+            // A peer that goes on speaking HTTP after a 101 did not switch protocols (broken
+            // handshakes do this); follow what it did rather than decode HTTP as frames.
+            let http_again = match dir {
+                Dir::C2s => http::looks_like_request(bytes),
+                Dir::S2c => bytes.starts_with(b"HTTP/1."),
+            };
+            if http_again {
+                self.anomaly(
+                    ts,
+                    Some(dir),
+                    "http_after_101",
+                    format!("the {} kept speaking HTTP after the 101 response", if dir == Dir::C2s { "client" } else { "server" }),
+                    ctx,
+                );
+                self.phase = Phase::Http;
+                self.client_http = ClientHttp::Heads;
+                self.held[dir.index()].extend_from_slice(bytes);
+                self.http(ts, ctx);
+                return;
+            }
+        }
         {
-            let WsDir { decoder, assembler, close_seen } = &mut ws[dir.index()];
+            let WsDir { decoder, assembler, close_seen, .. } = &mut ws[dir.index()];
             decoder.push(bytes, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
         }
         self.ws = Some(ws);
