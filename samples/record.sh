@@ -156,18 +156,20 @@ run_client() {
 }
 
 # Headless Chromium loads the page served by the Node server; the page
-# runs the WebSocket client and POSTs its own event log back.
+# runs the WebSocket client and POSTs its own event log back, after which
+# the server exits and record() stops the browser.
 run_chromium() {
-  local name=$1 port=$2 browser
+  local name=$1 port=$2 browser profile
   browser=$(command -v chromium || command -v chromium-browser || true)
   [[ -n "$browser" ]] || die "chromium not installed (apt-get install chromium)"
-  local profile
   profile=$(mktemp -d "$WORK/chromium.XXXX")
-  timeout 30 "$browser" --headless --no-sandbox --disable-gpu --disable-quic \
+  "$browser" --headless --no-sandbox --disable-gpu --disable-quic \
     --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --disable-extensions --disable-default-apps \
-    --user-data-dir="$profile" --virtual-time-budget=15000 \
-    --dump-dom "http://127.0.0.1:$port/page" >"$WORK/$name.dom.html" 2>"$WORK/$name.chromium.log" || true
+    --user-data-dir="$profile" "http://127.0.0.1:$port/page" \
+    >"$WORK/$name.chromium.log" 2>&1 &
+  CHROMIUM_PID=$!
+  PIDS+=("$CHROMIUM_PID")
 }
 
 record() {
@@ -205,8 +207,13 @@ record() {
   [[ -n "$BACKEND" ]] && start_nginx "$name"
 
   # 3. client; then wait for the server to finish its side
+  CHROMIUM_PID=""
   run_client "$name" "$PORT"
   [[ -n "$server_pid" ]] && wait_pid "$server_pid" 20
+  if [[ -n "$CHROMIUM_PID" ]]; then
+    kill -TERM "$CHROMIUM_PID" 2>/dev/null || true
+    wait_pid "$CHROMIUM_PID" 10
+  fi
   if [[ -n "$BACKEND" ]]; then
     kill -QUIT "$NGINX_PID" 2>/dev/null || true
     wait_pid "$NGINX_PID" 10

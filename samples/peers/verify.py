@@ -144,6 +144,8 @@ def verify(truth_path):
         if conn is None:
             if not c2s and not s2c:
                 continue  # e.g. a refused TCP connection (SYN, RST)
+            if not re.search(rb"(?im)^upgrade:\s*websocket", c2s.split(b"\r\n\r\n")[0]):
+                continue  # plain HTTP (the browser loading its page)
             errors.append(f"stream {cport}->{sport} not in truth")
             continue
         seen.add((cport, sport))

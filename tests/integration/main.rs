@@ -4,4 +4,5 @@
 
 mod cli;
 mod corpus;
+mod samples;
 mod util;

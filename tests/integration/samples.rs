@@ -1,0 +1,132 @@
+//! Every capture in samples/ against the truth file its peers wrote: what each side sent and
+//! received (type, length, SHA-256 of the decoded payload), pings, the handshake each side saw,
+//! and the close code each side's own close event reported.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::util::{connections, doc, payload_bytes, sample};
+
+/// Every `*.truth.json` in samples/, parsed.
+fn truth_files() -> Vec<(String, Value)> {
+    let dir = sample("");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("samples/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if let Some(scenario) = name.strip_suffix(".truth.json") {
+            let truth: Value = serde_json::from_slice(&std::fs::read(&path).expect("truth")).expect("truth is JSON");
+            out.push((scenario.to_owned(), truth));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// (type, len, sha256) of a truth list.
+fn truth_messages(list: &Value) -> Vec<(String, u64, String)> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["type"].as_str().unwrap().to_owned(), m["len"].as_u64().unwrap(), m["sha256"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// (type, len, sha256) of our messages in one direction.
+fn our_messages(conn: &Value, dir: &str) -> Vec<(String, u64, String)> {
+    conn["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["dir"] == dir)
+        .map(|m| {
+            assert_eq!(m["status"], "complete", "message {m}");
+            let bytes = payload_bytes(m);
+            assert_eq!(bytes.len() as u64, m["len"].as_u64().unwrap());
+            (m["type"].as_str().unwrap().to_owned(), m["len"].as_u64().unwrap(), hex::encode(Sha256::digest(&bytes)))
+        })
+        .collect()
+}
+
+/// The close frame a side sent, as the other side's close event reports it.
+fn close_code_sent(conn: &Value, dir: &str) -> Option<(Option<u64>, String)> {
+    conn["close"].as_array().unwrap().iter().find(|c| c["dir"] == dir).map(|c| (c["code"].as_u64(), c["reason"].as_str().unwrap().to_owned()))
+}
+
+#[test]
+fn samples_match_what_the_peers_saw() {
+    let truths = truth_files();
+    assert!(truths.len() >= 10, "only {} truth files", truths.len());
+    for (scenario, truth) in truths {
+        let capture = sample(truth["capture"].as_str().unwrap());
+        let conns = connections(&doc(&capture));
+        let tconns = truth["connections"].as_array().unwrap();
+        assert!(!tconns.is_empty(), "{scenario}: truth lists no connection");
+        for t in tconns {
+            let port = t["client_port"].as_u64().unwrap();
+            let c = conns
+                .iter()
+                .find(|c| c["client"].as_str().unwrap().ends_with(&format!(":{port}")))
+                .unwrap_or_else(|| panic!("{scenario}: no connection from client port {port}"));
+            let ctx = format!("{scenario} (client port {port})");
+            let (client, server) = (&t["client"], &t["server"]);
+            let hs = &c["handshake"];
+            assert_eq!(hs["path"], t["path"], "{ctx}: path");
+            assert_eq!(hs["status"], client["handshake"]["status"], "{ctx}: status");
+            if hs["status"] == 101 {
+                assert_eq!(hs["subprotocol"], client["handshake"]["subprotocol"], "{ctx}: subprotocol");
+                assert_eq!(hs["extensions"], client["handshake"]["extensions"], "{ctx}: extensions");
+                assert_eq!(hs["accept_valid"], true, "{ctx}: accept");
+                assert_eq!(hs["valid"], true, "{ctx}: a library handshake is valid");
+            } else {
+                assert_eq!(hs["accepted"], false, "{ctx}");
+                assert!(c["messages"].as_array().unwrap().is_empty(), "{ctx}: messages after a rejection");
+            }
+            // What the client sent is what the server received, and both are what we decoded.
+            let c2s = our_messages(c, "c2s");
+            assert_eq!(c2s, truth_messages(&client["sent"]), "{ctx}: c2s vs client sent");
+            assert_eq!(c2s, truth_messages(&server["received"]), "{ctx}: c2s vs server received");
+            let s2c = our_messages(c, "s2c");
+            assert_eq!(s2c, truth_messages(&server["sent"]), "{ctx}: s2c vs server sent");
+            assert_eq!(s2c, truth_messages(&client["received"]), "{ctx}: s2c vs client received");
+            // Fragmentation and compression where the sender controlled them.
+            for (dir, side) in [("c2s", client), ("s2c", server)] {
+                let ours: Vec<&Value> = c["messages"].as_array().unwrap().iter().filter(|m| m["dir"] == dir).collect();
+                for (m, sent) in ours.iter().zip(side["sent"].as_array().into_iter().flatten()) {
+                    if let Some(f) = sent["fragments"].as_u64() {
+                        assert_eq!(m["frames"].as_u64(), Some(f), "{ctx}: {dir} fragments of {sent}");
+                    }
+                    if let Some(z) = sent["compressed"].as_bool() {
+                        assert_eq!(m["compressed"].as_bool(), Some(z), "{ctx}: {dir} compression of {sent}");
+                    }
+                }
+            }
+            // Pings each side sent, and how many pongs came back.
+            for (dir, side) in [("c2s", client), ("s2c", server)] {
+                let pings: Vec<&Value> = c["pings"].as_array().unwrap().iter().filter(|p| p["dir"] == dir).collect();
+                let want: Vec<u64> = side["pings_sent"].as_array().into_iter().flatten().map(|p| p["len"].as_u64().unwrap()).collect();
+                assert_eq!(pings.iter().map(|p| p["len"].as_u64().unwrap()).collect::<Vec<_>>(), want, "{ctx}: {dir} pings");
+                let answered = pings.iter().filter(|p| p["rtt_ms"].is_number()).count() as u64;
+                assert_eq!(Some(answered), side["pongs_received"].as_u64(), "{ctx}: {dir} pongs");
+            }
+            // A clean close event reports the code in the peer's close frame.
+            for (side, peer_dir) in [(client, "s2c"), (server, "c2s")] {
+                let close = &side["close"];
+                if close["was_clean"] == true {
+                    let (code, reason) = close_code_sent(c, peer_dir).unwrap_or_else(|| panic!("{ctx}: no {peer_dir} close frame"));
+                    assert_eq!(code, close["code"].as_u64(), "{ctx}: {peer_dir} close code");
+                    assert_eq!(reason, close["reason"].as_str().unwrap_or_default(), "{ctx}: {peer_dir} close reason");
+                }
+            }
+            assert!(c["anomalies"].as_array().unwrap().is_empty(), "{ctx}: anomalies {}", c["anomalies"]);
+        }
+    }
+}
+
+#[test]
+fn link_types_of_the_samples() {
+    let sll2 = doc(&sample("sll2-any.pcap"));
+    assert_eq!(sll2["capture"]["link_types"], serde_json::json!([276]));
+    let v6 = connections(&doc(&sample("ipv6.pcap")));
+    assert!(v6[0]["client"].as_str().unwrap().starts_with("[::1]:"));
+}
