@@ -1,6 +1,56 @@
 //! permessage-deflate inflation (RFC 7692 §7.2.2): takes one direction's compressed message
 //! payloads in order and gives their plaintext, keeping or resetting the LZ77 window as the
 //! negotiation says, and refusing to guess when history is missing.
+//!
+//! # Facts this relies on
+//!
+//! * Each message is raw DEFLATE (no zlib header) whose trailing `00 00 ff ff` (the empty stored
+//!   block of a sync flush) the sender removed; we append it again (RFC 7692 §7.2.2).
+//! * With context takeover (the default, RFC 7692 §7.1.1) the sender's LZ77 window spans
+//!   messages, so one decompressor lives for the whole direction. With `*_no_context_takeover`
+//!   it is reset before every message, which also makes decoding recover after any loss.
+//! * We always inflate with a 32 KiB window: `*_max_window_bits` only limits the compressor
+//!   (RFC 7692 §7.1.2), and a larger window decodes any smaller-window stream.
+//! * A message may end with a BFINAL block (RFC 7692 §7.2.3.3): the decompressor reports
+//!   `StreamEnd` and must be reset before the next message.
+//!
+//! # Missing history is never faked
+//!
+//! After bytes of this direction were lost (or when the capture starts mid-connection) our
+//! window no longer matches the sender's. We then reset to an **empty** window and only append
+//! exactly decoded output to it. zlib (and zlib-rs, whose `inflate` keeps zlib's `SANE` check;
+//! see the `too_far_back_*` tests) rejects any back-reference reaching before the start of the
+//! window with "invalid distance too far back" instead of inventing bytes. Hence a message
+//! that inflates without error from an empty or partial-but-exact window is exact
+//! ([`Inflated::history_reset`]); one that fails is [`InflateError::MissingHistory`], and since
+//! its plaintext is then missing from the window too, we reset to an empty window again. Once
+//! 32 KiB have been decoded exactly since the last reset, our window equals the sender's and the
+//! direction counts as fully recovered.
+//!
+//! # Bombs
+//!
+//! Output kept per message is capped by the caller (`max_out`); decoding continues past the cap
+//! without keeping (into a fixed scratch buffer) so `len` stays exact and the window stays in
+//! sync, up to [`hard_bound`]`(max_out)` decoded bytes. Past that, decoding stops (CPU bound),
+//! [`Inflated::stopped`] is set, `len` is a lower bound, and the window is treated as lost.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// The sync-flush tail every message lost on the wire (RFC 7692 §7.2.2).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// Output step: how much room is offered to the decompressor per call.
+const CHUNK: usize = 64 * 1024;
+/// The DEFLATE window size (RFC 1951 §2): once this much output was decoded exactly after a
+/// reset, our window equals the sender's.
+const WINDOW: u64 = 32 * 1024;
+
+/// Decoded bytes per message after which decoding stops: four times the kept cap, at least
+/// 1 MiB and at most 1 GiB (but never below the cap itself). It bounds the CPU a deflate bomb
+/// (DEFLATE expands at most ~1032:1) can cost; memory is bounded by the cap alone.
+pub fn hard_bound(max_out: usize) -> u64 {
+    let m = max_out as u64;
+    m.max(m.saturating_mul(4).clamp(1 << 20, 1 << 30))
+}
 
 /// Why a message could not be inflated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,35 +64,541 @@ pub enum InflateError {
 /// A successful inflation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inflated {
-    /// Total decoded length (may exceed what was kept in `out`).
+    /// Total decoded length (may exceed what was kept in `out`). Exact unless `stopped`.
     pub len: u64,
     /// `out` holds only the first `max_out` bytes.
     pub truncated: bool,
     /// Decoded after history was lost, and exact (every back-reference resolved).
     pub history_reset: bool,
+    /// Decoding stopped at [`hard_bound`]: `len` is a lower bound, the kept bytes are exact, and
+    /// the window is lost (later messages are decoded as after a gap).
+    pub stopped: bool,
 }
 
 /// One direction's inflater.
 pub struct Inflater {
-    _private: (),
+    d: Decompress,
+    context_takeover: bool,
+    /// Our window may be shorter than the sender's (it holds only exact bytes).
+    history_lost: bool,
+    /// Output decoded exactly since the window was last emptied while `history_lost`.
+    since_reset: u64,
+    /// The decompressor must be reset before the next message (StreamEnd, error, loss).
+    need_reset: bool,
+    /// Where output past the cap goes; allocated on first use.
+    scratch: Vec<u8>,
 }
 
 impl Inflater {
     /// `context_takeover`: whether the sender keeps its window between messages.
     pub fn new(context_takeover: bool) -> Inflater {
-        let _ = context_takeover;
-        unimplemented!()
+        Inflater {
+            // Raw DEFLATE with the default (32 KiB) window: never `new_with_window_bits(.., 8)`,
+            // which zlib-class backends reject.
+            d: Decompress::new(false),
+            context_takeover,
+            history_lost: false,
+            since_reset: 0,
+            need_reset: false,
+            scratch: Vec::new(),
+        }
     }
 
     /// Inflates one whole message (its frames' payloads concatenated, without the 00 00 ff ff
     /// tail), appending at most `max_out` bytes to `out`.
-    pub fn inflate(&mut self, compressed: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<Inflated, InflateError> {
-        let _ = (compressed, out, max_out);
-        unimplemented!()
+    pub fn inflate(
+        &mut self,
+        compressed: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<Inflated, InflateError> {
+        if self.need_reset || !self.context_takeover {
+            // No takeover: every message starts from an empty window (RFC 7692 §7.1.1).
+            self.d.reset(false);
+            self.need_reset = false;
+        }
+        let history_reset = self.context_takeover && self.history_lost;
+        let start = out.len();
+        let hard = hard_bound(max_out);
+        let mut len: u64 = 0;
+        let mut ended = false;
+        let mut stopped = false;
+
+        'inputs: for input in [compressed, &TAIL[..]] {
+            let mut pos = 0usize;
+            loop {
+                let rest = input.get(pos..).unwrap_or(&[]);
+                let (in0, out0) = (self.d.total_in(), self.d.total_out());
+                let kept = out.len().saturating_sub(start);
+                let (res, room) = if kept < max_out {
+                    let want = (max_out - kept).min(CHUNK);
+                    if out.capacity() - out.len() < want {
+                        // Grow geometrically but never past the cap, so a reused `out` stays
+                        // within max_out + CHUNK.
+                        out.reserve_exact(want.max(kept.min(max_out - kept)));
+                    }
+                    let room = out.capacity() - out.len();
+                    (
+                        self.d.decompress_vec(rest, out, FlushDecompress::Sync),
+                        room,
+                    )
+                } else {
+                    if self.scratch.len() != CHUNK {
+                        self.scratch.resize(CHUNK, 0);
+                    }
+                    let r = self
+                        .d
+                        .decompress(rest, &mut self.scratch, FlushDecompress::Sync);
+                    (r, CHUNK)
+                };
+                let consumed = self.d.total_in().saturating_sub(in0);
+                let produced = self.d.total_out().saturating_sub(out0);
+                pos = pos.saturating_add(usize::try_from(consumed).unwrap_or(usize::MAX));
+                len = len.saturating_add(produced);
+                match res {
+                    Err(e) => {
+                        out.truncate(start);
+                        // zlib says "invalid distance too far back" for a reference into
+                        // missing history, but zlib-rs 0.6.8 overwrites that text with
+                        // "repeated call with bad state" when the error comes from its fast
+                        // path, so the text alone cannot classify. With our window incomplete,
+                        // a reference into the missing part and corrupt data look alike: call
+                        // it missing history then; with full history it can only be corruption.
+                        let too_far = e.message().is_some_and(|m| m.contains("too far back"));
+                        let missing = too_far || history_reset;
+                        self.lose_history();
+                        return Err(if missing {
+                            InflateError::MissingHistory
+                        } else {
+                            InflateError::Corrupt
+                        });
+                    }
+                    Ok(Status::StreamEnd) => {
+                        // BFINAL (RFC 7692 §7.2.3.3): the sender starts a new stream next time.
+                        ended = true;
+                        break 'inputs;
+                    }
+                    Ok(_) => {}
+                }
+                if len >= hard {
+                    stopped = true;
+                    break 'inputs;
+                }
+                let done_in = pos >= input.len();
+                // Input used up and the output not filled: everything decodable is out (Sync).
+                if (done_in && (produced as usize) < room) || (consumed == 0 && produced == 0) {
+                    break;
+                }
+            }
+        }
+
+        let kept = out.len().saturating_sub(start);
+        if kept > max_out {
+            out.truncate(start.saturating_add(max_out));
+        }
+        if stopped {
+            // The rest of the message was never fed: our window is behind the sender's.
+            self.lose_history();
+        } else if ended {
+            // The sender's next message starts a fresh stream: an empty window is exact.
+            self.need_reset = true;
+            self.history_lost = false;
+        } else if self.history_lost {
+            self.since_reset = self.since_reset.saturating_add(len);
+            if self.since_reset >= WINDOW {
+                self.history_lost = false;
+            }
+        }
+        Ok(Inflated {
+            len,
+            truncated: len > max_out as u64,
+            history_reset,
+            stopped,
+        })
     }
 
     /// Bytes of this direction were lost: the window no longer matches the sender's.
     pub fn lose_history(&mut self) {
-        unimplemented!()
+        // Reset now (not lazily) so the window is empty, never stale, from here on.
+        self.d.reset(false);
+        self.need_reset = false;
+        self.history_lost = self.context_takeover;
+        self.since_reset = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+    use proptest::prelude::*;
+
+    /// A permessage-deflate sender: one raw compressor, sync flush per message, tail stripped.
+    struct Sender {
+        c: Compress,
+        takeover: bool,
+    }
+
+    impl Sender {
+        fn new(takeover: bool, window_bits: u8) -> Sender {
+            Sender {
+                c: Compress::new_with_window_bits(Compression::default(), false, window_bits),
+                takeover,
+            }
+        }
+
+        fn send(&mut self, msg: &[u8]) -> Vec<u8> {
+            if !self.takeover {
+                self.c.reset();
+            }
+            let mut out = Vec::with_capacity(msg.len() + 64);
+            let mut pos = 0;
+            loop {
+                out.reserve(1024);
+                let i0 = self.c.total_in();
+                let r = self
+                    .c
+                    .compress_vec(&msg[pos..], &mut out, FlushCompress::Sync);
+                assert!(r.is_ok());
+                pos += (self.c.total_in() - i0) as usize;
+                if pos == msg.len() && out.len() < out.capacity() {
+                    break;
+                }
+            }
+            if out.is_empty() {
+                // zlib emits nothing for a repeated flush with no input; senders then send the
+                // single 0x00 byte of RFC 7692 §7.2.3.6.
+                return vec![0x00];
+            }
+            assert!(out.ends_with(&TAIL));
+            out.truncate(out.len() - 4);
+            out
+        }
+    }
+
+    fn text(i: usize) -> Vec<u8> {
+        format!(
+            "{{\"seq\":{i},\"type\":\"update\",\"symbol\":\"SYM{}\",\"price\":{}.{:02},\"note\":\"{}\"}}",
+            i % 7,
+            100 + i % 13,
+            i % 100,
+            "abcdefghij".repeat(i % 5)
+        )
+        .into_bytes()
+    }
+
+    fn inflate_ok(inf: &mut Inflater, c: &[u8]) -> (Vec<u8>, Inflated) {
+        let mut out = Vec::new();
+        match inf.inflate(c, &mut out, 1 << 20) {
+            Ok(r) => (out, r),
+            Err(e) => panic!("inflate failed: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn long_sequences_all_window_sizes() {
+        for takeover in [true, false] {
+            for wbits in 9..=15u8 {
+                let mut s = Sender::new(takeover, wbits);
+                let mut inf = Inflater::new(takeover);
+                let mut out = Vec::new();
+                for i in 0..200 {
+                    let m = text(i);
+                    let c = s.send(&m);
+                    out.clear();
+                    let r = inf.inflate(&c, &mut out, 1 << 20);
+                    assert_eq!(
+                        r,
+                        Ok(Inflated {
+                            len: m.len() as u64,
+                            truncated: false,
+                            history_reset: false,
+                            stopped: false
+                        }),
+                        "takeover {takeover} wbits {wbits} msg {i}"
+                    );
+                    assert_eq!(out, m);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rfc7692_examples() {
+        // §7.2.3.1 "Hello" (tail stripped), and §7.2.3.2 the same sent twice with takeover.
+        let mut inf = Inflater::new(true);
+        let first = hex::decode("f248cdc9c90700").unwrap_or_default();
+        let second = hex::decode("f200110000").unwrap_or_default();
+        assert_eq!(inflate_ok(&mut inf, &first).0, b"Hello");
+        assert_eq!(inflate_ok(&mut inf, &second).0, b"Hello");
+        // §7.2.3.3: BFINAL block, then a fresh stream.
+        let bfinal = hex::decode("f348cdc9c90700").unwrap_or_default();
+        let mut inf = Inflater::new(true);
+        assert_eq!(inflate_ok(&mut inf, &bfinal).0, b"Hello");
+        assert_eq!(inflate_ok(&mut inf, &first).0, b"Hello");
+        // §7.2.3.4: stored block.
+        let stored =
+            hex::decode("0005 00fa ff48 656c 6c6f 00".replace(' ', "")).unwrap_or_default();
+        assert_eq!(inflate_ok(&mut Inflater::new(true), &stored).0, b"Hello");
+        // An empty compressed message (§7.2.3.6: a single 0x00 byte).
+        assert_eq!(inflate_ok(&mut Inflater::new(true), &[0x00]).0, b"");
+    }
+
+    /// The central safety claim: with an empty window zlib-rs rejects references into the
+    /// missing history instead of inventing bytes.
+    #[test]
+    fn too_far_back_is_rejected_by_zlib_rs() {
+        let m1 = b"The quick brown fox jumps over the lazy dog; 0123456789 unique-one".to_vec();
+        let mut m2 = m1.clone(); // message 2 repeats message 1: back-references into it
+        m2.extend_from_slice(b" and something new in message two ~~~~");
+        let mut m3 = m2[m1.len()..].to_vec(); // message 3 repeats the new part of message 2
+        m3.extend_from_slice(b"!");
+        let mut s = Sender::new(true, 15);
+        let (_c1, c2, c3) = (s.send(&m1), s.send(&m2), s.send(&m3));
+        assert!(
+            c2.len() < m2.len() / 2,
+            "message 2 must back-reference message 1"
+        );
+
+        // The raw backend first: an empty-window zlib-rs inflater must error on message 2,
+        // never output a byte of it (nothing before the failing back-reference is trusted).
+        let mut raw = Decompress::new(false);
+        let mut buf = Vec::with_capacity(4096);
+        let mut input = c2.clone();
+        input.extend_from_slice(&TAIL);
+        assert!(
+            raw.decompress_vec(&input, &mut buf, FlushDecompress::Sync)
+                .is_err()
+        );
+
+        let mut inf = Inflater::new(true);
+        inf.lose_history();
+        let mut out = Vec::new();
+        assert_eq!(
+            inf.inflate(&c2, &mut out, 1 << 20),
+            Err(InflateError::MissingHistory)
+        );
+        assert!(out.is_empty(), "no bytes may leak out of a failed message");
+        // Message 3 references message 2, whose plaintext we never had: must fail too.
+        assert_eq!(
+            inf.inflate(&c3, &mut out, 1 << 20),
+            Err(InflateError::MissingHistory)
+        );
+
+        // Only 2 and 3 given, but 2 self-contained: then 3 decodes exactly from 2.
+        let mut s = Sender::new(true, 15);
+        let n1 = b"#&#&#&#&#&#&#&#& (never captured) #&#&#&".to_vec();
+        let n2 = b"second message: self contained text 0123456789".to_vec();
+        let n3 = b"second message: self contained text 0123456789 again".to_vec();
+        let (_d1, d2, d3) = (s.send(&n1), s.send(&n2), s.send(&n3));
+        let mut inf = Inflater::new(true);
+        inf.lose_history();
+        let (o2, r2) = inflate_ok(&mut inf, &d2);
+        assert_eq!((o2, r2.history_reset), (n2, true));
+        let (o3, r3) = inflate_ok(&mut inf, &d3);
+        assert_eq!((o3, r3.history_reset), (n3, true));
+    }
+
+    /// Randomised version: after losing the first k messages, every later message either
+    /// decodes to exactly the original or is refused.
+    #[test]
+    fn lost_history_never_wrong() {
+        let mut seed = 0x1234_5678_u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let words = [
+            "alpha", "beta", "gamma", "delta", "{\"x\":", "}", ",", "0", "1", " ",
+        ];
+        let msgs: Vec<Vec<u8>> = (0..120)
+            .map(|i| {
+                if i % 10 == 9 {
+                    // High-entropy, self-contained: decodable from an empty window.
+                    return (0..300).map(|_| rnd() as u8).collect();
+                }
+                let n = 1 + (rnd() % 60) as usize;
+                (0..n)
+                    .flat_map(|_| words[(rnd() % 10) as usize].bytes())
+                    .collect()
+            })
+            .collect();
+        let mut s = Sender::new(true, 15);
+        let comp: Vec<Vec<u8>> = msgs.iter().map(|m| s.send(m)).collect();
+        let (mut ok, mut refused) = (0, 0);
+        for skip in [1usize, 2, 5, 30] {
+            let mut inf = Inflater::new(true);
+            inf.lose_history();
+            let mut out = Vec::new();
+            for (m, c) in msgs.iter().zip(&comp).skip(skip) {
+                out.clear();
+                match inf.inflate(c, &mut out, 1 << 20) {
+                    Ok(_) => {
+                        assert_eq!(&out, m);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e, InflateError::MissingHistory);
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            refused > 0 && ok > 0,
+            "must exercise both outcomes: {ok} ok, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn history_recovers_after_a_full_window() {
+        // A sender that emits a 40 KiB self-contained message after the loss: the window is
+        // then exact, and later messages are no longer flagged.
+        let mut s = Sender::new(true, 15);
+        let lost = s.send(b"lost message");
+        let _ = lost;
+        let big: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
+            .collect();
+        let cbig = s.send(&big);
+        let after = s.send(b"lost message and then some");
+        let mut inf = Inflater::new(true);
+        inf.lose_history();
+        let r = inf.inflate(&cbig, &mut Vec::new(), 1 << 20);
+        // The big message may or may not reference the lost one; random data does not.
+        assert_eq!(r.map(|r| r.history_reset), Ok(true));
+        let mut out = Vec::new();
+        // "lost message" lies before the window now held, so this one may still fail; but if
+        // it succeeds it is exact and no longer marked.
+        match inf.inflate(&after, &mut out, 1 << 20) {
+            Ok(r) => {
+                assert_eq!(out, b"lost message and then some");
+                assert!(!r.history_reset);
+            }
+            Err(e) => assert_eq!(e, InflateError::MissingHistory),
+        }
+    }
+
+    #[test]
+    fn no_takeover_recovers_immediately() {
+        let mut s = Sender::new(false, 15);
+        let c: Vec<Vec<u8>> = (0..5).map(|i| s.send(&text(i))).collect();
+        let mut inf = Inflater::new(false);
+        inf.lose_history();
+        for (i, c) in c.iter().enumerate().skip(2) {
+            let (o, r) = inflate_ok(&mut inf, c);
+            assert_eq!(o, text(i));
+            assert!(!r.history_reset);
+        }
+    }
+
+    #[test]
+    fn corrupt_is_reported() {
+        let mut inf = Inflater::new(true);
+        // BTYPE=11 is reserved (RFC 1951 §3.2.3).
+        assert_eq!(
+            inf.inflate(&[0x07, 0xff], &mut Vec::new(), 100),
+            Err(InflateError::Corrupt)
+        );
+        // And the inflater works again afterwards (fresh window).
+        let mut s = Sender::new(true, 15);
+        assert_eq!(inflate_ok(&mut inf, &s.send(b"hello")).0, b"hello");
+    }
+
+    #[test]
+    fn cap_keeps_counting_exactly() {
+        let m: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut s = Sender::new(true, 15);
+        let c = s.send(&m);
+        let next = s.send(&m[..1000]);
+        let mut inf = Inflater::new(true);
+        let mut out = Vec::new();
+        let r = inf.inflate(&c, &mut out, 1 << 20);
+        assert_eq!(
+            r,
+            Ok(Inflated {
+                len: 3_000_000,
+                truncated: true,
+                history_reset: false,
+                stopped: false
+            })
+        );
+        assert_eq!(out, &m[..1 << 20]);
+        assert!(out.capacity() <= (1 << 20) + CHUNK + 4096);
+        // The window stayed in sync past the cap.
+        assert_eq!(inflate_ok(&mut inf, &next).0, &m[..1000]);
+    }
+
+    #[test]
+    fn deflate_bomb_is_bounded() {
+        // 64 MiB of zeros streamed through the compressor (never held): ~64 KB compressed.
+        let mut c = Compress::new(Compression::best(), false);
+        let zeros = vec![0u8; 1 << 20];
+        let mut bomb = Vec::new();
+        for _ in 0..64 {
+            let mut pos = 0;
+            while pos < zeros.len() {
+                bomb.reserve(64 * 1024);
+                let i0 = c.total_in();
+                let r = c.compress_vec(&zeros[pos..], &mut bomb, FlushCompress::None);
+                assert!(r.is_ok());
+                pos += (c.total_in() - i0) as usize;
+            }
+        }
+        loop {
+            bomb.reserve(64 * 1024);
+            let r = c.compress_vec(&[], &mut bomb, FlushCompress::Sync);
+            assert!(r.is_ok());
+            if bomb.len() < bomb.capacity() {
+                break;
+            }
+        }
+        bomb.truncate(bomb.len() - 4);
+        assert!(bomb.len() < 1 << 20);
+
+        let cap = 256 * 1024;
+        let mut inf = Inflater::new(true);
+        let mut out = Vec::new();
+        let r = inf.inflate(&bomb, &mut out, cap);
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert!(r.stopped && r.truncated);
+        assert!(r.len >= hard_bound(cap) && r.len < hard_bound(cap) + 2 * CHUNK as u64);
+        assert_eq!(out.len(), cap);
+        assert!(out.iter().all(|&b| b == 0));
+        assert!(
+            out.capacity() <= cap + CHUNK + 4096,
+            "memory stays near the cap"
+        );
+        // Stopping loses the window: the next message is decoded as after a gap.
+        let mut s = Sender::new(true, 15);
+        let (o, r) = inflate_ok(&mut inf, &s.send(b"after the bomb"));
+        assert_eq!(
+            (o.as_slice(), r.history_reset),
+            (&b"after the bomb"[..], true)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn inflate_deflate_round_trip(
+            msgs in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 0..400),
+                1..20),
+            takeover: bool,
+            wbits in 9u8..=15,
+        ) {
+            let mut s = Sender::new(takeover, wbits);
+            let mut inf = Inflater::new(takeover);
+            for m in &msgs {
+                let c = s.send(m);
+                let mut out = Vec::new();
+                let r = inf.inflate(&c, &mut out, 1 << 20);
+                prop_assert_eq!(r.map(|r| r.len), Ok(m.len() as u64));
+                prop_assert_eq!(&out, m);
+            }
+        }
     }
 }
