@@ -159,14 +159,15 @@ run_client() {
 # runs the WebSocket client and POSTs its own event log back, after which
 # the server exits and record() stops the browser.
 run_chromium() {
-  local name=$1 port=$2 browser profile
+  local name=$1 port=$2 browser profile version
   browser=$(command -v chromium || command -v chromium-browser || true)
   [[ -n "$browser" ]] || die "chromium not installed (apt-get install chromium)"
   profile=$(mktemp -d "$WORK/chromium.XXXX")
+  version=$("$browser" --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1)
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic \
     --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --disable-extensions --disable-default-apps \
-    --user-data-dir="$profile" "http://127.0.0.1:$port/page" \
+    --user-data-dir="$profile" "http://127.0.0.1:$port/page?version=$version" \
     >"$WORK/$name.chromium.log" 2>&1 &
   CHROMIUM_PID=$!
   PIDS+=("$CHROMIUM_PID")

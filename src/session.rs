@@ -495,6 +495,7 @@ impl Session {
         let mut dirs = [mk(0), mk(1)];
         if midstream {
             for d in &mut dirs {
+                d.decoder.start_mid_stream();
                 d.assembler.desync(&mut |_| {});
             }
         }

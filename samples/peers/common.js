@@ -140,6 +140,11 @@ function track(ws, rec, log, opts = {}) {
     log.flush();
     poke();
   });
+  ws.on('error', (err) => {
+    // e.g. "read ECONNRESET" when the peer's kernel resets the connection
+    rec.error = err.message;
+    log.flush();
+  });
   // The EventTarget-style close event is the one carrying wasClean
   // (true when a close frame was both sent and received).
   ws.addEventListener('close', (ev) => {
@@ -223,6 +228,11 @@ async function runSteps(conn, steps) {
       ws.terminate(); // destroys the socket: no close frame
     } else if (step.pause) {
       ws.pause(); // stop reading the socket (so no pongs go out either)
+    } else if (step.stop_reading) {
+      // Stop reading at the libuv level so new data stays in the kernel's
+      // receive queue (ws.pause() alone still lets Node buffer incoming
+      // data). Closing a socket with unread data makes the kernel send RST.
+      ws._socket._handle.readStop();
     } else if (step.resume) {
       ws.resume();
     } else if (step.heartbeat) {
@@ -242,6 +252,7 @@ async function runSteps(conn, steps) {
         log.flush();
       }, step.heartbeat);
     } else if (step.sigkill) {
+      rec.killed = 'SIGKILL'; // this log ends here: no close event follows
       log.flush();
       process.kill(process.pid, 'SIGKILL');
     } else {

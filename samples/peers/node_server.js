@@ -38,7 +38,7 @@ const server = http.createServer((req, res) => {
     });
     return;
   }
-  if (req.url === '/page' && sc.page) {
+  if (req.url.startsWith('/page') && sc.page) {
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     res.end(fs.readFileSync(__dirname + '/' + sc.page));
     return;
