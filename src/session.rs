@@ -616,7 +616,10 @@ impl Session {
                 assembler.desync(&mut |me| self.assembler_event(dir, ts, me, close_seen, ctx));
             }
             DecoderEvent::Resync { discarded } => {
-                self.anomaly(ts, Some(dir), "frame_sync_found", format!("frames found again after skipping {discarded} bytes"), ctx);
+                // Picked up exactly at a frame boundary: nothing was skipped, nothing to say.
+                if discarded > 0 {
+                    self.anomaly(ts, Some(dir), "frame_sync_found", format!("frames found again after skipping {discarded} bytes"), ctx);
+                }
             }
             DecoderEvent::Anomaly { kind, detail } => self.anomaly(ts, Some(dir), kind, detail, ctx),
         }
