@@ -1,7 +1,17 @@
 //! Link and IP decode: takes one captured packet's bytes and its link type and gives the TCP
 //! segment inside it (addresses, ports, sequence numbers, flags, TTL, payload), or why not.
+//!
+//! Slicing is lax: a packet cut by the snaplen still gives its TCP header and the payload bytes
+//! that were captured, and [`TcpPacket::missing`] says how many the IP header announced beyond
+//! those. Checksums are not verified (loopback and offloaded captures carry bogus ones).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::err::Layer;
+use etherparse::err::packet::SliceError;
+use etherparse::{IpNumber, LaxNetSlice, LaxSlicedPacket, LenSource, TransportSlice};
+
+mod link;
 
 /// TCP flag bits as on the wire (byte 13 of the header).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +87,146 @@ pub enum Skip {
 
 /// Decodes one packet down to its TCP segment. Never panics on any input.
 pub fn decode(linktype: u32, data: &[u8]) -> Result<TcpPacket<'_>, Skip> {
-    let _ = (linktype, data);
-    unimplemented!()
+    let sliced = link::slice(linktype, data)?;
+    tcp_of(&sliced)
 }
+
+/// What the IP layer says about a packet, whichever version it is.
+struct IpInfo {
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    ip_id: Option<u16>,
+    /// Address of the IP header's first byte: where `announced_len` counts from.
+    start: usize,
+    /// Bytes from the start of the IP header to the end of its payload, as the header announces;
+    /// `None` when the header gives no usable length (IPv4 TSO with total length 0, IPv6 jumbo).
+    announced_len: Option<usize>,
+}
+
+fn tcp_of<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpPacket<'a>, Skip> {
+    let Some(net) = &p.net else {
+        return Err(match &p.stop_err {
+            Some((err, layer)) => classify(err, *layer),
+            None => Skip::NotTcp,
+        });
+    };
+    let (ip, payload) = match net {
+        LaxNetSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let hdr = h.slice();
+            let total = usize::from(h.total_len());
+            // Zero is what TSO-offloaded packets carry before the NIC fills it in; trust the
+            // capture then, as Wireshark does. Anything else below the header size is a lie.
+            if total != 0 && total < hdr.len() {
+                return Err(Skip::Malformed("IPv4 total length shorter than its header"));
+            }
+            let info = IpInfo {
+                src: IpAddr::V4(h.source_addr()),
+                dst: IpAddr::V4(h.destination_addr()),
+                ttl: h.ttl(),
+                ip_id: Some(h.identification()),
+                start: hdr.as_ptr() as usize,
+                announced_len: (total != 0).then_some(total),
+            };
+            (info, v4.payload())
+        }
+        LaxNetSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let pl = usize::from(h.payload_length());
+            let info = IpInfo {
+                src: IpAddr::V6(h.source_addr()),
+                dst: IpAddr::V6(h.destination_addr()),
+                ttl: h.hop_limit(),
+                ip_id: None,
+                start: h.slice().as_ptr() as usize,
+                announced_len: (pl != 0).then_some(pl + h.slice().len()),
+            };
+            (info, v6.payload())
+        }
+        LaxNetSlice::Arp(_) => return Err(Skip::NotTcp),
+    };
+    if payload.fragmented {
+        return Err(Skip::IpFragment);
+    }
+    let tcp = match &p.transport {
+        Some(TransportSlice::Tcp(tcp)) => tcp,
+        Some(_) => return Err(Skip::NotTcp),
+        None => {
+            return Err(match &p.stop_err {
+                Some((err, layer)) => classify(err, *layer),
+                None if payload.ip_number == IpNumber::TCP => Skip::Malformed("TCP header missing"),
+                None => Skip::NotTcp,
+            });
+        }
+    };
+    let body = tcp.payload();
+    let missing = if payload.incomplete {
+        // Offsets rather than lengths so that IPv4 options, AH and IPv6 extension headers are
+        // all accounted for without walking them again.
+        let body_start = (body.as_ptr() as usize).saturating_sub(ip.start);
+        let announced = ip.announced_len.unwrap_or(0);
+        if announced != 0 && body_start > announced {
+            return Err(Skip::Malformed("TCP header extends beyond the IP length"));
+        }
+        let have = body_start + body.len();
+        u32::try_from(announced.saturating_sub(have)).unwrap_or(u32::MAX)
+    } else {
+        0
+    };
+    let hdr = tcp.header_slice();
+    Ok(TcpPacket {
+        src: SocketAddr::new(ip.src, tcp.source_port()),
+        dst: SocketAddr::new(ip.dst, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(hdr.get(13).copied().unwrap_or(0)),
+        window: tcp.window_size(),
+        ttl: ip.ttl,
+        ip_id: ip.ip_id,
+        payload: body,
+        missing,
+    })
+}
+
+/// Turns etherparse's reason for stopping into a skip: trouble in the layers that lead to TCP is
+/// malformation, anything else (UDP, ICMP, ARP, MACsec) is simply not TCP.
+fn classify(err: &SliceError, layer: Layer) -> Skip {
+    let cut = match err {
+        SliceError::Len(l) => Some(l.len_source == LenSource::Slice),
+        _ => None,
+    };
+    let what = match (layer, cut) {
+        (Layer::VlanHeader, _) => "VLAN tag cut short",
+        (Layer::IpHeader, Some(_)) => "IP header cut short",
+        (Layer::Ipv4Header | Layer::Ipv4Packet, Some(_)) => "IPv4 header cut short",
+        (Layer::IpHeader | Layer::Ipv4Header | Layer::Ipv4Packet, None) => "bad IP header",
+        (Layer::Ipv6Header | Layer::Ipv6Packet, _) => "IPv6 header cut short",
+        (Layer::IpAuthHeader, Some(true)) => "IP authentication header cut short",
+        (Layer::IpAuthHeader, _) => "bad IP authentication header",
+        (
+            Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader,
+            Some(true),
+        ) => "IPv6 extension header cut short",
+        (
+            Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader,
+            _,
+        ) => "bad IPv6 extension header",
+        (Layer::TcpHeader, Some(true)) => "TCP header cut short",
+        (Layer::TcpHeader, Some(false)) => "TCP header extends beyond the IP length",
+        (Layer::TcpHeader, None) => "TCP data offset below 5",
+        _ => return Skip::NotTcp,
+    };
+    Skip::Malformed(what)
+}
+
+#[cfg(test)]
+mod tests;
