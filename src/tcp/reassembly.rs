@@ -198,7 +198,11 @@ impl Half {
         let next0 = self.next;
         let rel = self.rel(data_seq);
         let plen = payload.len() as u64;
-        if let Some((abs, skip)) = place(next0, rel, plen) {
+        // An empty segment (a pure ACK, possibly one past the FIN) carries no stream content and
+        // must not move the high-water mark, or the FIN's own sequence number becomes a hole.
+        if plen > 0
+            && let Some((abs, skip)) = place(next0, rel, plen)
+        {
             let bytes = sub(payload, skip, plen);
             self.high = self.high.max(abs.saturating_add(bytes.len() as u64));
             self.take(abs, Some(bytes), bytes.len() as u64, &mut taken, s);
