@@ -24,7 +24,9 @@ pub enum Error {
     #[error("not a pcap or pcapng capture: {0}")]
     NotACapture(String),
     /// The capture's link type is one wsinspect does not decode.
-    #[error("unsupported link type {0} (supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback)")]
+    #[error(
+        "unsupported link type {0} (supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback)"
+    )]
     UnsupportedLinkType(u32),
     /// A block in the capture is larger than the reader can hold.
     #[error("capture block too large for the reader ({0} bytes)")]

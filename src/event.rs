@@ -14,12 +14,12 @@ pub type ConnId = u64;
 
 /// One fact about one connection (or, for `CaptureEnd`, about the capture).
 #[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A TCP connection was recognised as WebSocket (an upgrade request, or frames mid-stream).
     ConnectionOpen(ConnectionOpen),
     /// An upgrade request and its answer (or the request alone when the answer never came).
-    Handshake(HandshakeEvent),
+    Handshake(Box<HandshakeEvent>),
     /// One WebSocket frame (only when frames were asked for).
     Frame(FrameEvent),
     /// One complete data message.

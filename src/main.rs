@@ -78,7 +78,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // A reader that went away (`wsinspect f.pcap --ndjson | head`) is not a failure.
-            if err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|e| {
+                e.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("wsinspect: {err:#}");
@@ -107,14 +110,22 @@ fn run(cli: &Cli) -> Result<()> {
     let mut reader = CaptureReader::open(&cli.capture)?;
     let name = cli.capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {
-        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
         None => Box::new(io::stdout().lock()),
     };
     let out = BufWriter::with_capacity(1 << 16, out);
     // A terminal watching NDJSON wants each line at once; a file or pipe wants throughput.
     let interactive = cli.output.is_none() && io::stdout().is_terminal();
     if cli.json {
-        drive(&mut reader, &name, cfg.clone(), JsonSink::new(out, cli.frames, cli.pretty))
+        drive(
+            &mut reader,
+            &name,
+            cfg.clone(),
+            JsonSink::new(out, cli.frames, cli.pretty),
+        )
     } else if cli.ndjson {
         drive(&mut reader, &name, cfg, NdjsonSink::new(out, interactive))
     } else {

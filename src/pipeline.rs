@@ -143,7 +143,10 @@ impl<S: EventSink> Pipeline<S> {
         };
         s.tcp_packets += 1;
         let key = FlowKey::of(&tp);
-        let reused = self.flows.get_mut(&key, now).is_some_and(|f| f.tcp.starts_new_connection(&tp));
+        let reused = self
+            .flows
+            .get_mut(&key, now)
+            .is_some_and(|f| f.tcp.starts_new_connection(&tp));
         if reused && let Some(old) = self.flows.remove(&key) {
             self.end_flow(old, now, "reused");
         }
@@ -155,17 +158,26 @@ impl<S: EventSink> Pipeline<S> {
                 self.end_flow(evicted, now, "evicted");
             }
         }
-        let Some(flow) = self.flows.get_mut(&key, now) else { return self.drain() };
+        let Some(flow) = self.flows.get_mut(&key, now) else {
+            return self.drain();
+        };
         let was_closed = flow.tcp.is_closed();
         let dir = flow.tcp.direction(&tp);
-        let mut ctx = Ctx { cfg: &self.cfg, next_id: &mut self.next_id, out: &mut self.queue };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            next_id: &mut self.next_id,
+            out: &mut self.queue,
+        };
         let Flow { tcp, session } = flow;
         session.packet(dir, now);
         tcp.segment(now, &tp, &mut |ev| session.stream_event(ev, &mut ctx));
         if !was_closed && tcp.is_closed() {
             self.closing.push_back((key, now));
         }
-        if self.last_sweep.is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS) {
+        if self
+            .last_sweep
+            .is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS)
+        {
             self.sweep(now);
         }
         self.drain()
@@ -180,7 +192,10 @@ impl<S: EventSink> Pipeline<S> {
             }
             self.closing.pop_front();
             // The key may have been reused or evicted since; only end a flow that is still closed.
-            let still_closed = self.flows.get_mut(&key, closed_at).is_some_and(|f| f.tcp.is_closed());
+            let still_closed = self
+                .flows
+                .get_mut(&key, closed_at)
+                .is_some_and(|f| f.tcp.is_closed());
             if still_closed && let Some(flow) = self.flows.remove(&key) {
                 let end = flow.tcp.last_ts();
                 self.end_flow(flow, end, "closed");
@@ -192,10 +207,18 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     fn end_flow(&mut self, mut flow: Flow, ts: Ts, ended_by: &'static str) {
-        let mut ctx = Ctx { cfg: &self.cfg, next_id: &mut self.next_id, out: &mut self.queue };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            next_id: &mut self.next_id,
+            out: &mut self.queue,
+        };
         let Flow { tcp, session } = &mut flow;
         tcp.finish(ts, &mut |ev| session.stream_event(ev, &mut ctx));
-        let ended_by = if ended_by == "capture_end" && tcp.is_closed() { "closed" } else { ended_by };
+        let ended_by = if ended_by == "capture_end" && tcp.is_closed() {
+            "closed"
+        } else {
+            ended_by
+        };
         if let Some(end) = session.end(ts, ended_by, tcp.stats()) {
             self.summary.connections += 1;
             self.queue.push(Event::ConnectionEnd(Box::new(end)));
@@ -235,7 +258,12 @@ impl<S: EventSink> Pipeline<S> {
 ///
 /// `name` is what the summary calls the file. A capture cut short is analysed up to the cut and
 /// flagged `truncated`; only unreadable input and sink write failures are errors.
-pub fn run<S: EventSink>(reader: &mut CaptureReader, name: &str, cfg: Config, sink: S) -> Result<(S, CaptureSummary), Error> {
+pub fn run<S: EventSink>(
+    reader: &mut CaptureReader,
+    name: &str,
+    cfg: Config,
+    sink: S,
+) -> Result<(S, CaptureSummary), Error> {
     let mut pipeline = Pipeline::new(cfg, sink);
     while let Some(pkt) = reader.next_packet()? {
         pipeline.packet(&pkt)?;

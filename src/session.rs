@@ -13,9 +13,9 @@ use base64::Engine as _;
 
 use crate::config::{Config, PayloadMode};
 use crate::event::{
-    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent, GapEvent,
-    GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent, PongEvent, TcpEvent,
-    TcpMark, TcpSummary, TtlRange,
+    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent,
+    GapEvent, GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent,
+    PongEvent, TcpEvent, TcpMark, TcpSummary, TtlRange,
 };
 use crate::http::{self, BodyFraming, BodySkipper, Parsed, Request, Response};
 use crate::tcp::{StreamEvent, TcpStats};
@@ -23,7 +23,9 @@ use crate::types::{Dir, Ts};
 use crate::ws::coding;
 use crate::ws::decoder::{FrameDecoder, FrameEvent as DecoderEvent};
 use crate::ws::frame::{self, FrameHeader, opcode};
-use crate::ws::message::{DeflateDir, MessageAssembler, MessageEvent as AssemblerEvent, MessageStatus};
+use crate::ws::message::{
+    DeflateDir, MessageAssembler, MessageEvent as AssemblerEvent, MessageStatus,
+};
 
 /// Pending pings kept per direction; older ones are dropped (and stay unanswered) beyond this.
 const MAX_PENDING_PINGS: usize = 64;
@@ -154,7 +156,11 @@ impl Session {
     }
 
     fn app_dir(&self, tcp_dir: Dir) -> Dir {
-        if self.flipped { tcp_dir.flip() } else { tcp_dir }
+        if self.flipped {
+            tcp_dir.flip()
+        } else {
+            tcp_dir
+        }
     }
 
     /// Handles one reassembly event (directions in TCP's orientation).
@@ -163,19 +169,44 @@ impl Session {
             StreamEvent::Syn { .. } => {}
             StreamEvent::Data { dir, ts, bytes } => self.data(dir, ts, bytes, ctx),
             StreamEvent::Gap { dir, ts, len } => self.gap(dir, ts, len, ctx),
-            StreamEvent::Fin { dir, ts, ttl, ip_id } => {
+            StreamEvent::Fin {
+                dir,
+                ts,
+                ttl,
+                ip_id,
+            } => {
                 let dir = self.app_dir(dir);
-                let mark = TcpMark { ts, dir, ttl, ip_id };
+                let mark = TcpMark {
+                    ts,
+                    dir,
+                    ttl,
+                    ip_id,
+                };
                 self.fins.push(mark.clone());
                 self.emit_tcp(mark, "fin", ctx);
             }
-            StreamEvent::Rst { dir, ts, ttl, ip_id } => {
+            StreamEvent::Rst {
+                dir,
+                ts,
+                ttl,
+                ip_id,
+            } => {
                 let dir = self.app_dir(dir);
-                let mark = TcpMark { ts, dir, ttl, ip_id };
+                let mark = TcpMark {
+                    ts,
+                    dir,
+                    ttl,
+                    ip_id,
+                };
                 self.rsts.push(mark.clone());
                 self.emit_tcp(mark, "rst", ctx);
             }
-            StreamEvent::Anomaly { dir, ts, kind, detail } => {
+            StreamEvent::Anomaly {
+                dir,
+                ts,
+                kind,
+                detail,
+            } => {
                 let dir = self.app_dir(dir);
                 self.anomaly(ts, Some(dir), kind, detail, ctx);
             }
@@ -184,14 +215,34 @@ impl Session {
 
     fn emit_tcp(&mut self, mark: TcpMark, kind: &'static str, ctx: &mut Ctx<'_>) {
         if let Some(conn) = self.conn {
-            ctx.out.push(Event::Tcp(TcpEvent { conn, ts: mark.ts, dir: mark.dir, kind, ttl: mark.ttl, ip_id: mark.ip_id }));
+            ctx.out.push(Event::Tcp(TcpEvent {
+                conn,
+                ts: mark.ts,
+                dir: mark.dir,
+                kind,
+                ttl: mark.ttl,
+                ip_id: mark.ip_id,
+            }));
         }
     }
 
-    fn anomaly(&mut self, ts: Ts, dir: Option<Dir>, kind: &'static str, detail: String, ctx: &mut Ctx<'_>) {
+    fn anomaly(
+        &mut self,
+        ts: Ts,
+        dir: Option<Dir>,
+        kind: &'static str,
+        detail: String,
+        ctx: &mut Ctx<'_>,
+    ) {
         if let Some(conn) = self.conn {
             self.anomalies += 1;
-            ctx.out.push(Event::Anomaly(AnomalyEvent { conn, ts, dir, kind, detail }));
+            ctx.out.push(Event::Anomaly(AnomalyEvent {
+                conn,
+                ts,
+                dir,
+                kind,
+                detail,
+            }));
         }
     }
 
@@ -258,7 +309,11 @@ impl Session {
             if !self.syn_seen && tcp_dir == Dir::C2s {
                 self.flip();
             }
-            self.phase = if self.syn_seen && tcp_dir == Dir::C2s { Phase::Ignored } else { Phase::Http };
+            self.phase = if self.syn_seen && tcp_dir == Dir::C2s {
+                Phase::Ignored
+            } else {
+                Phase::Http
+            };
             return;
         }
         if self.syn_seen {
@@ -278,7 +333,11 @@ impl Session {
                 self.enter_websocket(None, ts, ctx);
             }
             None => {
-                if self.midstream_attempts.iter().all(|&n| n >= MIDSTREAM_ATTEMPTS) {
+                if self
+                    .midstream_attempts
+                    .iter()
+                    .all(|&n| n >= MIDSTREAM_ATTEMPTS)
+                {
                     self.phase = Phase::Ignored;
                 }
             }
@@ -327,7 +386,13 @@ impl Session {
             ClientHttp::Heads => match http::parse_request(buf, max_head) {
                 Parsed::Partial => false,
                 Parsed::TooLarge => {
-                    self.give_up_http(ts, Dir::C2s, "http_header_too_large", format!("request head over {max_head} bytes"), ctx);
+                    self.give_up_http(
+                        ts,
+                        Dir::C2s,
+                        "http_header_too_large",
+                        format!("request head over {max_head} bytes"),
+                        ctx,
+                    );
                     false
                 }
                 Parsed::Invalid(why) => {
@@ -336,7 +401,8 @@ impl Session {
                 }
                 Parsed::Complete { head, head_len } => {
                     buf.drain(..head_len);
-                    let is_upgrade = head.header("upgrade").is_some() || head.header("sec-websocket-key").is_some();
+                    let is_upgrade = head.header("upgrade").is_some()
+                        || head.header("sec-websocket-key").is_some();
                     if is_upgrade {
                         self.handshake_seen = true;
                         self.upgrade_attempts += 1;
@@ -348,7 +414,10 @@ impl Session {
                         });
                     } else {
                         let framing = head.body_framing();
-                        self.pending.push_back(PendingRequest { method: head.method.clone(), upgrade: None });
+                        self.pending.push_back(PendingRequest {
+                            method: head.method.clone(),
+                            upgrade: None,
+                        });
                         if framing != BodyFraming::None {
                             self.client_http = ClientHttp::Body(BodySkipper::new(framing));
                         }
@@ -383,11 +452,23 @@ impl Session {
         match http::parse_response(&self.held[1], max_head) {
             Parsed::Partial => false,
             Parsed::TooLarge => {
-                self.give_up_http(ts, Dir::S2c, "http_header_too_large", format!("response head over {max_head} bytes"), ctx);
+                self.give_up_http(
+                    ts,
+                    Dir::S2c,
+                    "http_header_too_large",
+                    format!("response head over {max_head} bytes"),
+                    ctx,
+                );
                 false
             }
             Parsed::Invalid(why) => {
-                self.give_up_http(ts, Dir::S2c, "http_invalid", format!("response: {why}"), ctx);
+                self.give_up_http(
+                    ts,
+                    Dir::S2c,
+                    "http_invalid",
+                    format!("response: {why}"),
+                    ctx,
+                );
                 false
             }
             Parsed::Complete { head, head_len } => {
@@ -401,7 +482,7 @@ impl Session {
                         // The capture began between the request and the answer.
                         self.handshake_seen = false;
                         self.recognise(ctx);
-                        let hs = build_handshake(None, &head, ts);
+                        let hs = build_handshake(None, Some(&head), ts);
                         self.finish_handshake(hs, ts, ctx);
                     }
                     return true;
@@ -409,7 +490,7 @@ impl Session {
                 match req.upgrade {
                     Some(upgrade) => {
                         let (request, req_ts) = *upgrade;
-                        let hs = build_handshake(Some((&request, req_ts)), &head, ts);
+                        let hs = build_handshake(Some((&request, req_ts)), Some(&head), ts);
                         self.client_http = ClientHttp::Heads;
                         let accepted = hs.accepted;
                         self.finish_handshake(hs, ts, ctx);
@@ -431,9 +512,19 @@ impl Session {
         }
     }
 
-    fn give_up_http(&mut self, ts: Ts, dir: Dir, kind: &'static str, detail: String, ctx: &mut Ctx<'_>) {
+    fn give_up_http(
+        &mut self,
+        ts: Ts,
+        dir: Dir,
+        kind: &'static str,
+        detail: String,
+        ctx: &mut Ctx<'_>,
+    ) {
         self.anomaly(ts, Some(dir), kind, detail, ctx);
-        if self.conn.is_some() && self.upgrade_attempts > 0 && matches!(self.client_http, ClientHttp::AwaitingAnswer) {
+        if self.conn.is_some()
+            && self.upgrade_attempts > 0
+            && matches!(self.client_http, ClientHttp::AwaitingAnswer)
+        {
             // The request was an upgrade; look for frames rather than lose the connection.
             self.enter_websocket(None, ts, ctx);
         } else {
@@ -450,15 +541,25 @@ impl Session {
                 .extensions_offered
                 .as_deref()
                 .map(|v| {
-                    let offers: Vec<_> =
-                        http::parse_extensions(v).into_iter().filter(|e| e.name.eq_ignore_ascii_case("permessage-deflate")).collect();
+                    let offers: Vec<_> = http::parse_extensions(v)
+                        .into_iter()
+                        .filter(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
+                        .collect();
                     !offers.is_empty()
-                        && offers.iter().all(|e| e.params.iter().any(|(k, _)| k.eq_ignore_ascii_case("client_no_context_takeover")))
+                        && offers.iter().all(|e| {
+                            e.params
+                                .iter()
+                                .any(|(k, _)| k.eq_ignore_ascii_case("client_no_context_takeover"))
+                        })
                 })
                 .unwrap_or(false);
             [
-                DeflateDir { context_takeover: !(p.client_no_context_takeover || offered_client_no_takeover) },
-                DeflateDir { context_takeover: !p.server_no_context_takeover },
+                DeflateDir {
+                    context_takeover: !(p.client_no_context_takeover || offered_client_no_takeover),
+                },
+                DeflateDir {
+                    context_takeover: !p.server_no_context_takeover,
+                },
             ]
         });
         let problems = handshake_problems(&hs);
@@ -468,7 +569,11 @@ impl Session {
             self.anomaly(ts, None, kind, detail, ctx);
         }
         if let Some(conn) = self.conn {
-            ctx.out.push(Event::Handshake(HandshakeEvent { conn, ts, handshake: hs.clone() }));
+            ctx.out.push(Event::Handshake(Box::new(HandshakeEvent {
+                conn,
+                ts,
+                handshake: hs.clone(),
+            })));
         }
         self.handshake = Some(hs);
         if accepted {
@@ -482,7 +587,13 @@ impl Session {
         // Picked up mid-stream: RSV1 may appear although no negotiation was seen, and the
         // inflater starts without history.
         let midstream = !self.handshake_seen && self.handshake.is_none();
-        let dflt = if midstream { Some(DeflateDir { context_takeover: true }) } else { None };
+        let dflt = if midstream {
+            Some(DeflateDir {
+                context_takeover: true,
+            })
+        } else {
+            None
+        };
         let mk = |i: usize| {
             let d = deflate.map(|d| d[i]).or(dflt);
             WsDir {
@@ -520,7 +631,13 @@ impl Session {
         match self.phase {
             Phase::Http => {
                 if self.upgrade_attempts > 0 {
-                    self.anomaly(ts, Some(dir), "handshake_bytes_lost", format!("{len} bytes lost during the HTTP exchange"), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "handshake_bytes_lost",
+                        format!("{len} bytes lost during the HTTP exchange"),
+                        ctx,
+                    );
                     self.enter_websocket(None, ts, ctx);
                     self.ws_gap(dir, ts, len, ctx);
                 } else {
@@ -535,8 +652,15 @@ impl Session {
     fn ws_gap(&mut self, dir: Dir, ts: Ts, len: u64, ctx: &mut Ctx<'_>) {
         let Some(mut ws) = self.ws.take() else { return };
         {
-            let WsDir { decoder, assembler, close_seen, .. } = &mut ws[dir.index()];
-            decoder.gap(len, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
+            let WsDir {
+                decoder,
+                assembler,
+                close_seen,
+                ..
+            } = &mut ws[dir.index()];
+            decoder.gap(len, &mut |fe| {
+                self.decoder_event(dir, ts, fe, assembler, close_seen, ctx)
+            });
         }
         self.ws = Some(ws);
     }
@@ -555,7 +679,10 @@ impl Session {
                     ts,
                     Some(dir),
                     "http_after_101",
-                    format!("the {} kept speaking HTTP after the 101 response", if dir == Dir::C2s { "client" } else { "server" }),
+                    format!(
+                        "the {} kept speaking HTTP after the 101 response",
+                        if dir == Dir::C2s { "client" } else { "server" }
+                    ),
                     ctx,
                 );
                 self.phase = Phase::Http;
@@ -566,8 +693,15 @@ impl Session {
             }
         }
         {
-            let WsDir { decoder, assembler, close_seen, .. } = &mut ws[dir.index()];
-            decoder.push(bytes, &mut |fe| self.decoder_event(dir, ts, fe, assembler, close_seen, ctx));
+            let WsDir {
+                decoder,
+                assembler,
+                close_seen,
+                ..
+            } = &mut ws[dir.index()];
+            decoder.push(bytes, &mut |fe| {
+                self.decoder_event(dir, ts, fe, assembler, close_seen, ctx)
+            });
         }
         self.ws = Some(ws);
     }
@@ -582,7 +716,12 @@ impl Session {
         ctx: &mut Ctx<'_>,
     ) {
         match fe {
-            DecoderEvent::Frame { header, payload, lost, skipped } => {
+            DecoderEvent::Frame {
+                header,
+                payload,
+                lost,
+                skipped,
+            } => {
                 let st = &mut self.stats[dir.index()];
                 st.frames += 1;
                 st.last_frame_ts = Some(ts);
@@ -605,27 +744,53 @@ impl Session {
                         ts,
                         Some(dir),
                         "data_after_close",
-                        format!("{} frame after this side's close frame", coding::opcode_name(header.opcode)),
+                        format!(
+                            "{} frame after this side's close frame",
+                            coding::opcode_name(header.opcode)
+                        ),
                         ctx,
                     );
                 }
-                assembler.frame(&header, payload, lost, skipped, &mut |me| self.assembler_event(dir, ts, me, close_seen, ctx));
+                assembler.frame(&header, payload, lost, skipped, &mut |me| {
+                    self.assembler_event(dir, ts, me, close_seen, ctx)
+                });
             }
             DecoderEvent::Desync { lost } => {
-                self.anomaly(ts, Some(dir), "frame_sync_lost", format!("{lost} bytes lost where a frame header was due"), ctx);
+                self.anomaly(
+                    ts,
+                    Some(dir),
+                    "frame_sync_lost",
+                    format!("{lost} bytes lost where a frame header was due"),
+                    ctx,
+                );
                 assembler.desync(&mut |me| self.assembler_event(dir, ts, me, close_seen, ctx));
             }
             DecoderEvent::Resync { discarded } => {
                 // Picked up exactly at a frame boundary: nothing was skipped, nothing to say.
                 if discarded > 0 {
-                    self.anomaly(ts, Some(dir), "frame_sync_found", format!("frames found again after skipping {discarded} bytes"), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "frame_sync_found",
+                        format!("frames found again after skipping {discarded} bytes"),
+                        ctx,
+                    );
                 }
             }
-            DecoderEvent::Anomaly { kind, detail } => self.anomaly(ts, Some(dir), kind, detail, ctx),
+            DecoderEvent::Anomaly { kind, detail } => {
+                self.anomaly(ts, Some(dir), kind, detail, ctx)
+            }
         }
     }
 
-    fn assembler_event(&mut self, dir: Dir, ts: Ts, me: AssemblerEvent<'_>, close_seen: &mut bool, ctx: &mut Ctx<'_>) {
+    fn assembler_event(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        me: AssemblerEvent<'_>,
+        close_seen: &mut bool,
+        ctx: &mut Ctx<'_>,
+    ) {
         match me {
             AssemblerEvent::Message(m) => {
                 let st = &mut self.stats[dir.index()];
@@ -645,9 +810,14 @@ impl Session {
                     MessageStatus::Incomplete => ("incomplete", None),
                     MessageStatus::Undecodable(why) => ("undecodable", Some(why)),
                 };
-                let has_data = matches!(m.status, MessageStatus::Complete | MessageStatus::Truncated);
+                let has_data =
+                    matches!(m.status, MessageStatus::Complete | MessageStatus::Truncated);
                 let (preview, payload, payload_encoding) = match (ctx.cfg.payloads, has_data) {
-                    (PayloadMode::Preview, true) => (Some(preview(m.data, text, ctx.cfg.limits.preview_bytes)), None, None),
+                    (PayloadMode::Preview, true) => (
+                        Some(preview(m.data, text, ctx.cfg.limits.preview_bytes)),
+                        None,
+                        None,
+                    ),
                     (PayloadMode::Full, true) => {
                         let (p, enc) = full_payload(m.data, text);
                         (None, Some(p), Some(enc))
@@ -672,12 +842,24 @@ impl Session {
                     payload_encoding,
                 }));
             }
-            AssemblerEvent::Control { header, payload } => self.control(dir, ts, &header, payload, close_seen, ctx),
-            AssemblerEvent::Anomaly { kind, detail } => self.anomaly(ts, Some(dir), kind, detail, ctx),
+            AssemblerEvent::Control { header, payload } => {
+                self.control(dir, ts, &header, payload, close_seen, ctx)
+            }
+            AssemblerEvent::Anomaly { kind, detail } => {
+                self.anomaly(ts, Some(dir), kind, detail, ctx)
+            }
         }
     }
 
-    fn control(&mut self, dir: Dir, ts: Ts, header: &FrameHeader, payload: &[u8], close_seen: &mut bool, ctx: &mut Ctx<'_>) {
+    fn control(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        header: &FrameHeader,
+        payload: &[u8],
+        close_seen: &mut bool,
+        ctx: &mut Ctx<'_>,
+    ) {
         let len = header.payload_len;
         match header.opcode {
             opcode::PING => {
@@ -688,16 +870,29 @@ impl Session {
                 if q.len() >= MAX_PENDING_PINGS {
                     q.pop_front();
                 }
-                q.push_back(PendingPing { id, ts, payload: payload.to_vec() });
+                q.push_back(PendingPing {
+                    id,
+                    ts,
+                    payload: payload.to_vec(),
+                });
                 if let Some(conn) = self.conn {
-                    ctx.out.push(Event::Ping(PingEvent { conn, ts, dir, len, ping_id: id }));
+                    ctx.out.push(Event::Ping(PingEvent {
+                        conn,
+                        ts,
+                        dir,
+                        len,
+                        ping_id: id,
+                    }));
                 }
             }
             opcode::PONG => {
                 self.stats[dir.index()].pongs += 1;
                 // A pong answers a ping from the other side with the same payload (RFC 6455 §5.5.3).
                 let q = &mut self.pings[dir.flip().index()];
-                let matched = q.iter().position(|p| p.payload == payload).and_then(|i| q.remove(i));
+                let matched = q
+                    .iter()
+                    .position(|p| p.payload == payload)
+                    .and_then(|i| q.remove(i));
                 if let Some(conn) = self.conn {
                     ctx.out.push(Event::Pong(PongEvent {
                         conn,
@@ -712,19 +907,46 @@ impl Session {
             opcode::CLOSE => {
                 let close = coding::parse_close(payload);
                 if *close_seen {
-                    self.anomaly(ts, Some(dir), "close_after_close", "a second close frame from the same side".into(), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "close_after_close",
+                        "a second close frame from the same side".into(),
+                        ctx,
+                    );
                 }
                 *close_seen = true;
                 if close.one_byte {
-                    self.anomaly(ts, Some(dir), "close_payload_one_byte", "close frame with a 1-byte payload (RFC 6455 §5.5.1)".into(), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "close_payload_one_byte",
+                        "close frame with a 1-byte payload (RFC 6455 §5.5.1)".into(),
+                        ctx,
+                    );
                 }
                 if !close.reason_utf8 {
-                    self.anomaly(ts, Some(dir), "invalid_utf8_close_reason", "close reason is not valid UTF-8".into(), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "invalid_utf8_close_reason",
+                        "close reason is not valid UTF-8".into(),
+                        ctx,
+                    );
                 }
                 if let Some(code) = close.code
-                    && matches!(coding::close_code_class(code), coding::CloseClass::NotOnWire | coding::CloseClass::Invalid)
+                    && matches!(
+                        coding::close_code_class(code),
+                        coding::CloseClass::NotOnWire | coding::CloseClass::Invalid
+                    )
                 {
-                    self.anomaly(ts, Some(dir), "close_code_not_allowed", format!("close code {code} must not be sent (RFC 6455 §7.4)"), ctx);
+                    self.anomaly(
+                        ts,
+                        Some(dir),
+                        "close_code_not_allowed",
+                        format!("close code {code} must not be sent (RFC 6455 §7.4)"),
+                        ctx,
+                    );
                 }
                 let Some(conn) = self.conn else { return };
                 let ev = CloseEvent {
@@ -745,10 +967,27 @@ impl Session {
     /// The connection is over (or the capture is): its summary, if it was WebSocket.
     pub fn end(&mut self, ts: Ts, ended_by: &'static str, tcp: &TcpStats) -> Option<ConnectionEnd> {
         let conn = self.conn?;
+        // An upgrade request that never got an answer is still the connection's handshake.
+        let unanswered = self.pending.iter_mut().rev().find_map(|p| p.upgrade.take());
+        if let Some(upgrade) = unanswered {
+            let (request, req_ts) = *upgrade;
+            self.handshake = Some(build_handshake(Some((&request, req_ts)), None, req_ts));
+        }
         let (c, s) = if self.flipped { (1, 0) } else { (0, 1) };
-        let ttl = |i: usize| TtlRange { min: tcp.ttl[i].min, max: tcp.ttl[i].max };
-        let end_ts = [self.stats[0].last_packet_ts, self.stats[1].last_packet_ts].into_iter().flatten().max().unwrap_or(ts);
-        let (syn_ts, synack_ts) = if self.flipped { (tcp.synack_ts, tcp.syn_ts) } else { (tcp.syn_ts, tcp.synack_ts) };
+        let ttl = |i: usize| TtlRange {
+            min: tcp.ttl[i].min,
+            max: tcp.ttl[i].max,
+        };
+        let end_ts = [self.stats[0].last_packet_ts, self.stats[1].last_packet_ts]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(ts);
+        let (syn_ts, synack_ts) = if self.flipped {
+            (tcp.synack_ts, tcp.syn_ts)
+        } else {
+            (tcp.syn_ts, tcp.synack_ts)
+        };
         Some(ConnectionEnd {
             conn,
             ts,
@@ -787,10 +1026,20 @@ fn plausible_frames(bytes: &[u8]) -> Option<bool> {
     let mut rest = bytes;
     let mut masked = None;
     let mut frames = 0;
+    // Whether a fragmented message is open within the chunk: continuations must follow a
+    // FIN=0 data frame and a new data frame must not, so a chunk that starts with a
+    // continuation is not accepted (random bytes often parse as one).
+    let mut fragmented = false;
     while !rest.is_empty() {
         let h = frame::parse_header(rest).ok()?;
         if h.rsv & 0b011 != 0 || !matches!(h.opcode, 0 | 1 | 2 | 8 | 9 | 10) {
             return None;
+        }
+        if !h.is_control() {
+            if (h.opcode == opcode::CONTINUATION) != fragmented {
+                return None;
+            }
+            fragmented = !h.fin;
         }
         if h.is_control() && (!h.fin || h.payload_len > 125) {
             return None;
@@ -801,7 +1050,12 @@ fn plausible_frames(bytes: &[u8]) -> Option<bool> {
         let total = u64::from(h.header_len).checked_add(h.payload_len)?;
         let total = usize::try_from(total).ok()?;
         let payload = rest.get(usize::from(h.header_len)..total)?;
-        if h.opcode == opcode::TEXT && h.fin && !h.rsv1() && h.mask.is_none() && simdutf8::basic::from_utf8(payload).is_err() {
+        if h.opcode == opcode::TEXT
+            && h.fin
+            && !h.rsv1()
+            && h.mask.is_none()
+            && simdutf8::basic::from_utf8(payload).is_err()
+        {
             return None;
         }
         rest = &rest[total..];
@@ -810,12 +1064,17 @@ fn plausible_frames(bytes: &[u8]) -> Option<bool> {
     if frames == 0 { None } else { masked }
 }
 
-fn build_handshake(request: Option<(&Request, Ts)>, resp: &Response, ts: Ts) -> Handshake {
-    let mut hs = Handshake { response_ts: Some(ts), status: Some(resp.status), ..Handshake::default() };
-    hs.reason = Some(resp.reason.clone());
-    hs.response_headers = resp.headers.clone();
-    hs.subprotocol = resp.header("sec-websocket-protocol").map(str::to_owned);
-    hs.extensions = resp.header("sec-websocket-extensions").map(str::to_owned);
+/// The handshake record from the request (when captured) and the response (when there was one).
+fn build_handshake(request: Option<(&Request, Ts)>, resp: Option<&Response>, ts: Ts) -> Handshake {
+    let mut hs = Handshake::default();
+    if let Some(resp) = resp {
+        hs.response_ts = Some(ts);
+        hs.status = Some(resp.status);
+        hs.reason = Some(resp.reason.clone());
+        hs.response_headers = resp.headers.clone();
+        hs.subprotocol = resp.header("sec-websocket-protocol").map(str::to_owned);
+        hs.extensions = resp.header("sec-websocket-extensions").map(str::to_owned);
+    }
     if let Some((req, req_ts)) = request {
         hs.request_ts = Some(req_ts);
         hs.method = Some(req.method.clone());
@@ -832,13 +1091,20 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: &Response, ts: Ts) -> 
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty())
             .collect();
-        let offered: Vec<&str> =
-            req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions")).map(|(_, v)| v.as_str()).collect();
+        let offered: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, v)| v.as_str())
+            .collect();
         if !offered.is_empty() {
             hs.extensions_offered = Some(offered.join(", "));
         }
         hs.request_headers = req.headers.clone();
-        if let (Some(key), Some(accept)) = (req.header("sec-websocket-key"), resp.header("sec-websocket-accept")) {
+        if let (Some(key), Some(accept)) = (
+            req.header("sec-websocket-key"),
+            resp.and_then(|r| r.header("sec-websocket-accept")),
+        ) {
             hs.accept_valid = Some(http::accept_for_key(key.trim()) == accept.trim());
         }
     }
@@ -848,7 +1114,7 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: &Response, ts: Ts) -> 
             .find(|e| e.name.eq_ignore_ascii_case("permessage-deflate"))
             .and_then(|e| http::deflate_params(&e).ok())
     });
-    hs.accepted = resp.status == 101;
+    hs.accepted = hs.status == Some(101);
     hs
 }
 
@@ -856,7 +1122,9 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: &Response, ts: Ts) -> 
 fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let header = |hdrs: &[(String, String)], name: &str| {
-        hdrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        hdrs.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
     let has_token = |hdrs: &[(String, String)], name: &str, token: &str| {
         hdrs.iter()
@@ -866,43 +1134,83 @@ fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
     };
     if hs.request_ts.is_some() {
         if hs.method.as_deref() != Some("GET") {
-            out.push(("upgrade_not_get", format!("upgrade request uses {}", hs.method.as_deref().unwrap_or("?"))));
+            out.push((
+                "upgrade_not_get",
+                format!(
+                    "upgrade request uses {}",
+                    hs.method.as_deref().unwrap_or("?")
+                ),
+            ));
         }
         if !has_token(&hs.request_headers, "upgrade", "websocket") {
-            out.push(("request_missing_upgrade", format!("request Upgrade header is {:?}", header(&hs.request_headers, "upgrade"))));
+            out.push((
+                "request_missing_upgrade",
+                format!(
+                    "request Upgrade header is {:?}",
+                    header(&hs.request_headers, "upgrade")
+                ),
+            ));
         }
         if !has_token(&hs.request_headers, "connection", "upgrade") {
-            out.push(("request_missing_connection_upgrade", "request Connection header lacks the upgrade token".into()));
+            out.push((
+                "request_missing_connection_upgrade",
+                "request Connection header lacks the upgrade token".into(),
+            ));
         }
         if header(&hs.request_headers, "sec-websocket-key").is_none() {
             out.push(("missing_key", "no Sec-WebSocket-Key in the request".into()));
         }
         if hs.version.as_deref().map(str::trim) != Some("13") {
-            out.push(("unsupported_version", format!("Sec-WebSocket-Version is {:?}", hs.version)));
+            out.push((
+                "unsupported_version",
+                format!("Sec-WebSocket-Version is {:?}", hs.version),
+            ));
         }
     }
     if !hs.accepted {
         return out;
     }
     if !has_token(&hs.response_headers, "upgrade", "websocket") {
-        out.push(("response_missing_upgrade", "101 response without Upgrade: websocket".into()));
+        out.push((
+            "response_missing_upgrade",
+            "101 response without Upgrade: websocket".into(),
+        ));
     }
     if !has_token(&hs.response_headers, "connection", "upgrade") {
-        out.push(("response_missing_connection_upgrade", "101 response without Connection: upgrade".into()));
+        out.push((
+            "response_missing_connection_upgrade",
+            "101 response without Connection: upgrade".into(),
+        ));
     }
-    match (hs.accept_valid, header(&hs.response_headers, "sec-websocket-accept")) {
+    match (
+        hs.accept_valid,
+        header(&hs.response_headers, "sec-websocket-accept"),
+    ) {
         (Some(false), found) => {
-            let expected = header(&hs.request_headers, "sec-websocket-key").map(|k| http::accept_for_key(k.trim()));
-            out.push(("wrong_accept", format!("Sec-WebSocket-Accept is {found:?}, expected {expected:?}")));
+            let expected = header(&hs.request_headers, "sec-websocket-key")
+                .map(|k| http::accept_for_key(k.trim()));
+            out.push((
+                "wrong_accept",
+                format!("Sec-WebSocket-Accept is {found:?}, expected {expected:?}"),
+            ));
         }
-        (None, None) if hs.request_ts.is_some() => out.push(("missing_accept", "101 response without Sec-WebSocket-Accept".into())),
+        (None, None) if hs.request_ts.is_some() => out.push((
+            "missing_accept",
+            "101 response without Sec-WebSocket-Accept".into(),
+        )),
         _ => {}
     }
     if let Some(chosen) = &hs.subprotocol
         && hs.request_ts.is_some()
         && !hs.subprotocols_offered.iter().any(|p| p == chosen)
     {
-        out.push(("subprotocol_not_offered", format!("server chose {chosen:?}, client offered {:?}", hs.subprotocols_offered)));
+        out.push((
+            "subprotocol_not_offered",
+            format!(
+                "server chose {chosen:?}, client offered {:?}",
+                hs.subprotocols_offered
+            ),
+        ));
     }
     if let Some(accepted) = &hs.extensions
         && hs.request_ts.is_some()
@@ -910,11 +1218,22 @@ fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
         let offered: Vec<String> = hs
             .extensions_offered
             .as_deref()
-            .map(|v| http::parse_extensions(v).into_iter().map(|e| e.name.to_ascii_lowercase()).collect())
+            .map(|v| {
+                http::parse_extensions(v)
+                    .into_iter()
+                    .map(|e| e.name.to_ascii_lowercase())
+                    .collect()
+            })
             .unwrap_or_default();
         for ext in http::parse_extensions(accepted) {
             if !offered.contains(&ext.name.to_ascii_lowercase()) {
-                out.push(("extension_not_offered", format!("server accepted {:?}, which the client did not offer", ext.name)));
+                out.push((
+                    "extension_not_offered",
+                    format!(
+                        "server accepted {:?}, which the client did not offer",
+                        ext.name
+                    ),
+                ));
             }
             if ext.name.eq_ignore_ascii_case("permessage-deflate")
                 && let Err(e) = http::deflate_params(&ext)
@@ -932,7 +1251,9 @@ fn preview(data: &[u8], text: bool, max: usize) -> String {
         let cut = &data[..data.len().min(max)];
         let s = match simdutf8::compat::from_utf8(cut) {
             Ok(s) => s.to_owned(),
-            Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned(),
+            Err(e) if e.error_len().is_none() => {
+                String::from_utf8_lossy(&cut[..e.valid_up_to()]).into_owned()
+            }
             Err(_) => String::from_utf8_lossy(cut).into_owned(),
         };
         if data.len() > max { s + "…" } else { s }
@@ -955,5 +1276,8 @@ fn full_payload(data: &[u8], text: bool) -> (String, PayloadEncoding) {
     if text && let Ok(s) = simdutf8::basic::from_utf8(data) {
         return (s.to_owned(), PayloadEncoding::Text);
     }
-    (base64::engine::general_purpose::STANDARD.encode(data), PayloadEncoding::Base64)
+    (
+        base64::engine::general_purpose::STANDARD.encode(data),
+        PayloadEncoding::Base64,
+    )
 }

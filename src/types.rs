@@ -12,12 +12,17 @@ pub struct Ts(pub i64);
 impl Ts {
     /// Builds a timestamp from whole seconds and nanoseconds.
     pub fn from_parts(secs: i64, nanos: u32) -> Ts {
-        Ts(secs.saturating_mul(1_000_000_000).saturating_add(i64::from(nanos)))
+        Ts(secs
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(nanos)))
     }
 
     /// Seconds since the epoch, rounded to the microsecond.
     pub fn as_secs_f64(self) -> f64 {
-        let micros = self.0.div_euclid(1_000).saturating_add(i64::from(self.0.rem_euclid(1_000) >= 500));
+        let micros = self
+            .0
+            .div_euclid(1_000)
+            .saturating_add(i64::from(self.0.rem_euclid(1_000) >= 500));
         micros as f64 / 1e6
     }
 
@@ -86,6 +91,9 @@ mod tests {
     fn ts_rounds_to_micros() {
         let t = Ts::from_parts(1_700_000_000, 123_456_789);
         assert_eq!(t.as_secs_f64(), 1_700_000_000.123457);
-        assert_eq!(Ts::from_parts(1, 0).millis_since(Ts::from_parts(0, 500_000_000)), 500.0);
+        assert_eq!(
+            Ts::from_parts(1, 0).millis_since(Ts::from_parts(0, 500_000_000)),
+            500.0
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::event::{
-    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, DirStats, Event, FrameEvent, Handshake, MessageEvent,
-    PingEvent, PongEvent, TcpSummary,
+    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, DirStats, Event, FrameEvent, Handshake,
+    MessageEvent, PingEvent, PongEvent, TcpSummary,
 };
 use crate::output::SCHEMA_VERSION;
 use crate::pipeline::{CaptureSummary, EventSink};
@@ -83,7 +83,13 @@ pub struct JsonSink<W: Write> {
 impl<W: Write> JsonSink<W> {
     /// A sink writing to `out`; `frames` adds each connection's frame list; `pretty` indents.
     pub fn new(out: W, frames: bool, pretty: bool) -> JsonSink<W> {
-        JsonSink { out, frames, pretty, open: HashMap::new(), written: 0 }
+        JsonSink {
+            out,
+            frames,
+            pretty,
+            open: HashMap::new(),
+            written: 0,
+        }
     }
 
     fn write_value<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
@@ -98,7 +104,10 @@ impl<W: Write> JsonSink<W> {
     fn connection(&mut self, end: &ConnectionEnd) -> io::Result<()> {
         let p = self.open.remove(&end.conn).unwrap_or_default();
         if self.written == 0 {
-            write!(self.out, "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"connections\":[")?;
+            write!(
+                self.out,
+                "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"connections\":["
+            )?;
         } else {
             self.out.write_all(b",")?;
         }
@@ -116,7 +125,10 @@ impl<W: Write> JsonSink<W> {
             handshake_seen: end.handshake_seen,
             handshake: &end.handshake,
             upgrade_attempts: end.upgrade_attempts,
-            stats: StatsDoc { c2s: &end.c2s, s2c: &end.s2c },
+            stats: StatsDoc {
+                c2s: &end.c2s,
+                s2c: &end.s2c,
+            },
             messages: &p.messages,
             frames: self.frames.then_some(&p.frames[..]),
             pings: p.pings.iter().map(|(_, r)| r).collect(),
@@ -136,13 +148,31 @@ impl<W: Write> EventSink for JsonSink<W> {
             Event::ConnectionEnd(end) => return self.connection(&end),
             Event::Message(m) => self.open.entry(conn).or_default().messages.push(m),
             Event::Frame(f) => self.open.entry(conn).or_default().frames.push(f),
-            Event::Ping(PingEvent { ts, dir, len, ping_id, .. }) => {
-                let rec = PingRecord { ts, dir, len, pong_ts: None, rtt_ms: None };
-                self.open.entry(conn).or_default().pings.push((ping_id, rec));
+            Event::Ping(PingEvent {
+                ts,
+                dir,
+                len,
+                ping_id,
+                ..
+            }) => {
+                let rec = PingRecord {
+                    ts,
+                    dir,
+                    len,
+                    pong_ts: None,
+                    rtt_ms: None,
+                };
+                self.open
+                    .entry(conn)
+                    .or_default()
+                    .pings
+                    .push((ping_id, rec));
             }
             Event::Pong(pong) => {
                 let p = self.open.entry(conn).or_default();
-                let ping = pong.ping_id.and_then(|id| p.pings.iter_mut().find(|(i, _)| *i == id));
+                let ping = pong
+                    .ping_id
+                    .and_then(|id| p.pings.iter_mut().find(|(i, _)| *i == id));
                 match ping {
                     Some((_, rec)) => {
                         rec.pong_ts = Some(pong.ts);
@@ -152,16 +182,27 @@ impl<W: Write> EventSink for JsonSink<W> {
                 }
             }
             Event::Anomaly(a) => self.open.entry(conn).or_default().anomalies.push(a),
-            Event::ConnectionOpen(_) | Event::Handshake(_) | Event::Close(_) | Event::Tcp(_) | Event::Gap(_) => {}
+            Event::ConnectionOpen(_)
+            | Event::Handshake(_)
+            | Event::Close(_)
+            | Event::Tcp(_)
+            | Event::Gap(_) => {}
         }
         Ok(())
     }
 
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {
         if self.written == 0 {
-            write!(self.out, "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"connections\":[")?;
+            write!(
+                self.out,
+                "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"connections\":["
+            )?;
         }
-        self.out.write_all(if self.pretty { b"\n],\n\"capture\":" } else { b"],\"capture\":" })?;
+        self.out.write_all(if self.pretty {
+            b"\n],\n\"capture\":"
+        } else {
+            b"],\"capture\":"
+        })?;
         self.write_value(summary)?;
         self.out.write_all(b"}\n")?;
         self.out.flush()

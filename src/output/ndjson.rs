@@ -1,8 +1,8 @@
 //! NDJSON: one event per line, in capture order, written as it happens.
 //!
-//! Each line is an object with a `type` (`connection_open`, `handshake`, `frame`, `message`,
+//! Each line is an object with an `event` (`connection_open`, `handshake`, `frame`, `message`,
 //! `ping`, `pong`, `close`, `tcp`, `gap`, `anomaly`, `connection_end`) and the fields of that
-//! event; the last line has type `capture_end` and the capture summary. `docs/json-schema.md`
+//! event; the last line is a `capture_end` event with and the capture summary. `docs/json-schema.md`
 //! lists every field.
 
 use std::io::{self, Write};
@@ -38,8 +38,7 @@ impl<W: Write> NdjsonSink<W> {
 
 #[derive(Serialize)]
 struct CaptureEnd<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
+    event: &'static str,
     schema_version: &'static str,
     capture: &'a CaptureSummary,
 }
@@ -50,7 +49,11 @@ impl<W: Write> EventSink for NdjsonSink<W> {
     }
 
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {
-        self.line(&CaptureEnd { kind: "capture_end", schema_version: SCHEMA_VERSION, capture: summary })?;
+        self.line(&CaptureEnd {
+            event: "capture_end",
+            schema_version: SCHEMA_VERSION,
+            capture: summary,
+        })?;
         self.out.flush()
     }
 }

@@ -28,7 +28,10 @@ pub struct TextSink<W: Write> {
 impl<W: Write> TextSink<W> {
     /// A sink writing to `out`.
     pub fn new(out: W) -> TextSink<W> {
-        TextSink { out, open: HashMap::new() }
+        TextSink {
+            out,
+            open: HashMap::new(),
+        }
     }
 }
 
@@ -41,7 +44,9 @@ pub fn sanitize(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         } else {
             out.push(c);
@@ -85,7 +90,11 @@ fn dir_line(name: &str, s: &DirStats) -> String {
     if s.wire_bytes != s.bytes {
         let _ = write!(line, ", {} on the wire", format_bytes(s.wire_bytes));
     }
-    let _ = write!(line, "; {} frames, {} pings, {} pongs", s.frames, s.pings, s.pongs);
+    let _ = write!(
+        line,
+        "; {} frames, {} pings, {} pongs",
+        s.frames, s.pings, s.pongs
+    );
     line
 }
 
@@ -115,7 +124,11 @@ impl<W: Write> TextSink<W> {
                 let _ = write!(head, "  {} {}", sanitize(m, 16), sanitize(path, 120));
             }
             if let Some(status) = h.status {
-                let _ = write!(head, "  {status} {}", sanitize(h.reason.as_deref().unwrap_or(""), 40));
+                let _ = write!(
+                    head,
+                    "  {status} {}",
+                    sanitize(h.reason.as_deref().unwrap_or(""), 40)
+                );
             }
         } else {
             head.push_str("  (handshake not in capture)");
@@ -142,8 +155,16 @@ impl<W: Write> TextSink<W> {
                     let _ = write!(
                         l,
                         "  permessage-deflate (client {}, server {})",
-                        if d.client_no_context_takeover { "no takeover" } else { "takeover" },
-                        if d.server_no_context_takeover { "no takeover" } else { "takeover" }
+                        if d.client_no_context_takeover {
+                            "no takeover"
+                        } else {
+                            "takeover"
+                        },
+                        if d.server_no_context_takeover {
+                            "no takeover"
+                        } else {
+                            "takeover"
+                        }
                     );
                 }
                 None => l.push_str("  no compression"),
@@ -162,7 +183,10 @@ impl<W: Write> TextSink<W> {
             let mut l = format!("    pings: {pings}, answered {}", rtts.len());
             if let (Some(min), Some(max)) = (rtts.first(), rtts.last()) {
                 let median = rtts[rtts.len() / 2];
-                let _ = write!(l, ", rtt min {min:.3} / median {median:.3} / max {max:.3} ms");
+                let _ = write!(
+                    l,
+                    ", rtt min {min:.3} / median {median:.3} / max {max:.3} ms"
+                );
             }
             if p.unmatched_pongs > 0 {
                 let _ = write!(l, ", {} unsolicited pongs", p.unmatched_pongs);
@@ -184,7 +208,11 @@ impl<W: Write> TextSink<W> {
         }
         let gap_bytes: u64 = e.tcp.gaps.iter().map(|g| g.len).sum();
         if !e.tcp.gaps.is_empty() {
-            tcp.push(format!("{} gaps ({} missing)", e.tcp.gaps.len(), format_bytes(gap_bytes)));
+            tcp.push(format!(
+                "{} gaps ({} missing)",
+                e.tcp.gaps.len(),
+                format_bytes(gap_bytes)
+            ));
         }
         if e.tcp.retransmissions > 0 {
             tcp.push(format!("{} retransmissions", e.tcp.retransmissions));
@@ -194,7 +222,17 @@ impl<W: Write> TextSink<W> {
         }
         writeln!(self.out, "    tcp: {}", tcp.join(", "))?;
         if !p.anomalies.is_empty() {
-            let parts: Vec<String> = p.anomalies.iter().map(|(k, n)| if *n == 1 { k.to_string() } else { format!("{k} x{n}") }).collect();
+            let parts: Vec<String> = p
+                .anomalies
+                .iter()
+                .map(|(k, n)| {
+                    if *n == 1 {
+                        k.to_string()
+                    } else {
+                        format!("{k} x{n}")
+                    }
+                })
+                .collect();
             writeln!(self.out, "    anomalies: {}", parts.join(", "))?;
         }
         writeln!(self.out)
@@ -205,7 +243,15 @@ impl<W: Write> EventSink for TextSink<W> {
     fn event(&mut self, ev: Event) -> io::Result<()> {
         match ev {
             Event::ConnectionEnd(end) => return self.connection(&end),
-            Event::Anomaly(a) => *self.open.entry(a.conn).or_default().anomalies.entry(a.kind).or_default() += 1,
+            Event::Anomaly(a) => {
+                *self
+                    .open
+                    .entry(a.conn)
+                    .or_default()
+                    .anomalies
+                    .entry(a.kind)
+                    .or_default() += 1
+            }
             Event::Pong(p) => {
                 let pending = self.open.entry(p.conn).or_default();
                 match p.rtt_ms {
@@ -234,7 +280,11 @@ impl<W: Write> EventSink for TextSink<W> {
             span,
             s.connections,
             if s.connections == 1 { "" } else { "s" },
-            if s.truncated { "; the capture is TRUNCATED (analysed up to the cut)" } else { "" }
+            if s.truncated {
+                "; the capture is TRUNCATED (analysed up to the cut)"
+            } else {
+                ""
+            }
         )?;
         self.out.flush()
     }

@@ -44,7 +44,14 @@ fn unsupported_link_type_is_exit_2() {
 #[test]
 fn truncated_capture_keeps_everything_before_the_cut() {
     let full = std::fs::read(corpus("zeek/two-binary-fragments.pcap")).unwrap();
-    let whole: Value = serde_json::from_slice(&wsinspect(&[corpus("zeek/two-binary-fragments.pcap").to_str().unwrap(), "--json"]).stdout).unwrap();
+    let whole: Value = serde_json::from_slice(
+        &wsinspect(&[
+            corpus("zeek/two-binary-fragments.pcap").to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     // Cut in the middle of the last packet record.
     let path = temp_path("cut.pcap");
     std::fs::write(&path, &full[..full.len() - 20]).unwrap();
@@ -54,17 +61,30 @@ fn truncated_capture_keeps_everything_before_the_cut() {
     let cut: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cut["capture"]["truncated"], true);
     assert_eq!(whole["capture"]["truncated"], false);
-    assert_eq!(cut["capture"]["packets"].as_u64().unwrap() + 1, whole["capture"]["packets"].as_u64().unwrap());
+    assert_eq!(
+        cut["capture"]["packets"].as_u64().unwrap() + 1,
+        whole["capture"]["packets"].as_u64().unwrap()
+    );
     // Every message before the cut is still there.
-    assert_eq!(cut["connections"][0]["messages"], whole["connections"][0]["messages"]);
+    assert_eq!(
+        cut["connections"][0]["messages"],
+        whole["connections"][0]["messages"]
+    );
 }
 
 #[test]
 fn ndjson_is_one_event_per_line_ending_with_the_capture() {
-    let out = wsinspect(&[corpus("zeek/reply-ping-separate.pcap").to_str().unwrap(), "--ndjson"]);
+    let out = wsinspect(&[
+        corpus("zeek/reply-ping-separate.pcap").to_str().unwrap(),
+        "--ndjson",
+    ]);
     assert_eq!(out.status.code(), Some(0));
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(types.first(), Some(&"connection_open"));
     assert_eq!(types.last(), Some(&"capture_end"));
     assert_eq!(types[types.len() - 2], "connection_end");
@@ -72,7 +92,11 @@ fn ndjson_is_one_event_per_line_ending_with_the_capture() {
         assert!(types.contains(&t), "no {t} event in {types:?}");
     }
     // Events come in capture order.
-    let ts: Vec<f64> = lines.iter().filter(|l| l["type"] != "capture_end" && l["type"] != "connection_open").map(|l| l["ts"].as_f64().unwrap()).collect();
+    let ts: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["event"] != "capture_end" && l["event"] != "connection_open")
+        .map(|l| l["ts"].as_f64().unwrap())
+        .collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
 }
 
@@ -93,9 +117,17 @@ fn gzip_capture_reads_the_same() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&raw).unwrap();
     std::fs::write(&path, gz.finish().unwrap()).unwrap();
-    let a: Value = serde_json::from_slice(&wsinspect(&[path.to_str().unwrap(), "--json"]).stdout).unwrap();
+    let a: Value =
+        serde_json::from_slice(&wsinspect(&[path.to_str().unwrap(), "--json"]).stdout).unwrap();
     std::fs::remove_file(&path).ok();
-    let b: Value = serde_json::from_slice(&wsinspect(&[corpus("zeek/two-binary-fragments.pcap").to_str().unwrap(), "--json"]).stdout).unwrap();
+    let b: Value = serde_json::from_slice(
+        &wsinspect(&[
+            corpus("zeek/two-binary-fragments.pcap").to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(a["connections"], b["connections"]);
     assert_eq!(a["capture"]["gzip"], true);
 }

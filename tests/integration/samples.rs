@@ -13,9 +13,14 @@ fn truth_files() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("samples/") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if let Some(scenario) = name.strip_suffix(".truth.json") {
-            let truth: Value = serde_json::from_slice(&std::fs::read(&path).expect("truth")).expect("truth is JSON");
+            let truth: Value = serde_json::from_slice(&std::fs::read(&path).expect("truth"))
+                .expect("truth is JSON");
             out.push((scenario.to_owned(), truth));
         }
     }
@@ -28,7 +33,13 @@ fn truth_messages(list: &Value) -> Vec<(String, u64, String)> {
     list.as_array()
         .into_iter()
         .flatten()
-        .map(|m| (m["type"].as_str().unwrap().to_owned(), m["len"].as_u64().unwrap(), m["sha256"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_owned(),
+                m["len"].as_u64().unwrap(),
+                m["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -43,14 +54,23 @@ fn our_messages(conn: &Value, dir: &str) -> Vec<(String, u64, String)> {
             assert_eq!(m["status"], "complete", "message {m}");
             let bytes = payload_bytes(m);
             assert_eq!(bytes.len() as u64, m["len"].as_u64().unwrap());
-            (m["type"].as_str().unwrap().to_owned(), m["len"].as_u64().unwrap(), hex::encode(Sha256::digest(&bytes)))
+            (
+                m["type"].as_str().unwrap().to_owned(),
+                m["len"].as_u64().unwrap(),
+                hex::encode(Sha256::digest(&bytes)),
+            )
         })
         .collect()
 }
 
 /// The close frame a side sent, as the other side's close event reports it.
 fn close_code_sent(conn: &Value, dir: &str) -> Option<(Option<u64>, String)> {
-    conn["close"].as_array().unwrap().iter().find(|c| c["dir"] == dir).map(|c| (c["code"].as_u64(), c["reason"].as_str().unwrap().to_owned()))
+    conn["close"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["dir"] == dir)
+        .map(|c| (c["code"].as_u64(), c["reason"].as_str().unwrap().to_owned()))
 }
 
 #[test]
@@ -71,54 +91,159 @@ fn samples_match_what_the_peers_saw() {
             let ctx = format!("{scenario} (client port {port})");
             let (client, server) = (&t["client"], &t["server"]);
             let hs = &c["handshake"];
+            // The handshake as an endpoint with a log saw it (a proxy leg may lack the client).
+            let seen = if client.is_null() { server } else { client };
             assert_eq!(hs["path"], t["path"], "{ctx}: path");
-            assert_eq!(hs["status"], client["handshake"]["status"], "{ctx}: status");
+            assert_eq!(hs["status"], seen["handshake"]["status"], "{ctx}: status");
             if hs["status"] == 101 {
-                assert_eq!(hs["subprotocol"], client["handshake"]["subprotocol"], "{ctx}: subprotocol");
-                assert_eq!(hs["extensions"], client["handshake"]["extensions"], "{ctx}: extensions");
+                assert_eq!(
+                    hs["subprotocol"], seen["handshake"]["subprotocol"],
+                    "{ctx}: subprotocol"
+                );
+                assert_eq!(
+                    hs["extensions"], seen["handshake"]["extensions"],
+                    "{ctx}: extensions"
+                );
                 assert_eq!(hs["accept_valid"], true, "{ctx}: accept");
                 assert_eq!(hs["valid"], true, "{ctx}: a library handshake is valid");
             } else {
                 assert_eq!(hs["accepted"], false, "{ctx}");
-                assert!(c["messages"].as_array().unwrap().is_empty(), "{ctx}: messages after a rejection");
+                assert!(
+                    c["messages"].as_array().unwrap().is_empty(),
+                    "{ctx}: messages after a rejection"
+                );
             }
             // What the client sent is what the server received, and both are what we decoded.
+            // On a proxy leg one side is the proxy, which keeps no log (its side is null).
             let c2s = our_messages(c, "c2s");
-            assert_eq!(c2s, truth_messages(&client["sent"]), "{ctx}: c2s vs client sent");
-            assert_eq!(c2s, truth_messages(&server["received"]), "{ctx}: c2s vs server received");
             let s2c = our_messages(c, "s2c");
-            assert_eq!(s2c, truth_messages(&server["sent"]), "{ctx}: s2c vs server sent");
-            assert_eq!(s2c, truth_messages(&client["received"]), "{ctx}: s2c vs client received");
+            // A side that died or dropped the connection (no clean close) may not have read all
+            // that reached the wire: what it received is then a prefix of it.
+            let received_ok = |ours: &[(String, u64, String)], side: &Value, what: &str| {
+                let got = truth_messages(&side["received"]);
+                if side["close"]["was_clean"] == true {
+                    assert_eq!(ours, &got[..], "{ctx}: {what}");
+                } else {
+                    assert!(
+                        ours.starts_with(&got),
+                        "{ctx}: {what}: {got:?} is not a prefix of {ours:?}"
+                    );
+                }
+            };
+            if !client.is_null() {
+                assert_eq!(
+                    c2s,
+                    truth_messages(&client["sent"]),
+                    "{ctx}: c2s vs client sent"
+                );
+                received_ok(&s2c, client, "s2c vs client received");
+            }
+            if !server.is_null() {
+                received_ok(&c2s, server, "c2s vs server received");
+                assert_eq!(
+                    s2c,
+                    truth_messages(&server["sent"]),
+                    "{ctx}: s2c vs server sent"
+                );
+            }
             // Fragmentation and compression where the sender controlled them.
-            for (dir, side) in [("c2s", client), ("s2c", server)] {
-                let ours: Vec<&Value> = c["messages"].as_array().unwrap().iter().filter(|m| m["dir"] == dir).collect();
-                for (m, sent) in ours.iter().zip(side["sent"].as_array().into_iter().flatten()) {
+            for (dir, side) in [("c2s", client), ("s2c", server)]
+                .into_iter()
+                .filter(|(_, s)| !s.is_null())
+            {
+                let ours: Vec<&Value> = c["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["dir"] == dir)
+                    .collect();
+                for (m, sent) in ours
+                    .iter()
+                    .zip(side["sent"].as_array().into_iter().flatten())
+                {
                     if let Some(f) = sent["fragments"].as_u64() {
-                        assert_eq!(m["frames"].as_u64(), Some(f), "{ctx}: {dir} fragments of {sent}");
+                        assert_eq!(
+                            m["frames"].as_u64(),
+                            Some(f),
+                            "{ctx}: {dir} fragments of {sent}"
+                        );
                     }
                     if let Some(z) = sent["compressed"].as_bool() {
-                        assert_eq!(m["compressed"].as_bool(), Some(z), "{ctx}: {dir} compression of {sent}");
+                        assert_eq!(
+                            m["compressed"].as_bool(),
+                            Some(z),
+                            "{ctx}: {dir} compression of {sent}"
+                        );
                     }
                 }
             }
             // Pings each side sent, and how many pongs came back.
-            for (dir, side) in [("c2s", client), ("s2c", server)] {
-                let pings: Vec<&Value> = c["pings"].as_array().unwrap().iter().filter(|p| p["dir"] == dir).collect();
-                let want: Vec<u64> = side["pings_sent"].as_array().into_iter().flatten().map(|p| p["len"].as_u64().unwrap()).collect();
-                assert_eq!(pings.iter().map(|p| p["len"].as_u64().unwrap()).collect::<Vec<_>>(), want, "{ctx}: {dir} pings");
-                let answered = pings.iter().filter(|p| p["rtt_ms"].is_number()).count() as u64;
-                assert_eq!(Some(answered), side["pongs_received"].as_u64(), "{ctx}: {dir} pongs");
+            for (dir, side) in [("c2s", client), ("s2c", server)]
+                .into_iter()
+                .filter(|(_, s)| !s.is_null())
+            {
+                let pings: Vec<&Value> = c["pings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["dir"] == dir)
+                    .collect();
+                let want: Vec<u64> = side["pings_sent"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p["len"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(
+                    pings
+                        .iter()
+                        .map(|p| p["len"].as_u64().unwrap())
+                        .collect::<Vec<_>>(),
+                    want,
+                    "{ctx}: {dir} pings"
+                );
+                // A pong that arrives after the pinging side closed its socket (FIN or RST) is on
+                // the wire but was never received by that side's library.
+                let gone = c["tcp"]["fin"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .chain(c["tcp"]["rst"].as_array().unwrap())
+                    .filter(|m| m["dir"] == dir)
+                    .filter_map(|m| m["ts"].as_f64())
+                    .fold(f64::INFINITY, f64::min);
+                let answered = pings
+                    .iter()
+                    .filter(|p| p["pong_ts"].as_f64().is_some_and(|t| t < gone))
+                    .count() as u64;
+                assert_eq!(
+                    Some(answered),
+                    side["pongs_received"].as_u64(),
+                    "{ctx}: {dir} pongs"
+                );
             }
             // A clean close event reports the code in the peer's close frame.
-            for (side, peer_dir) in [(client, "s2c"), (server, "c2s")] {
+            for (side, peer_dir) in [(client, "s2c"), (server, "c2s")]
+                .into_iter()
+                .filter(|(s, _)| !s.is_null())
+            {
                 let close = &side["close"];
                 if close["was_clean"] == true {
-                    let (code, reason) = close_code_sent(c, peer_dir).unwrap_or_else(|| panic!("{ctx}: no {peer_dir} close frame"));
+                    let (code, reason) = close_code_sent(c, peer_dir)
+                        .unwrap_or_else(|| panic!("{ctx}: no {peer_dir} close frame"));
                     assert_eq!(code, close["code"].as_u64(), "{ctx}: {peer_dir} close code");
-                    assert_eq!(reason, close["reason"].as_str().unwrap_or_default(), "{ctx}: {peer_dir} close reason");
+                    assert_eq!(
+                        reason,
+                        close["reason"].as_str().unwrap_or_default(),
+                        "{ctx}: {peer_dir} close reason"
+                    );
                 }
             }
-            assert!(c["anomalies"].as_array().unwrap().is_empty(), "{ctx}: anomalies {}", c["anomalies"]);
+            assert!(
+                c["anomalies"].as_array().unwrap().is_empty(),
+                "{ctx}: anomalies {}",
+                c["anomalies"]
+            );
         }
     }
 }

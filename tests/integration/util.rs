@@ -11,27 +11,45 @@ use wsinspect::pipeline;
 
 /// A file of the public corpus, which sits beside the repository.
 pub fn corpus(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(rel)
 }
 
 /// A file in samples/.
 pub fn sample(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(rel)
 }
 
 /// Runs the pipeline in-process with frames listed and whole payloads, and parses the document.
 pub fn doc(path: &Path) -> Value {
-    doc_with(path, Config { frames: true, payloads: PayloadMode::Full, ..Config::default() })
+    doc_with(
+        path,
+        Config {
+            frames: true,
+            payloads: PayloadMode::Full,
+            ..Config::default()
+        },
+    )
 }
 
 /// Same with a given configuration.
 pub fn doc_with(path: &Path, cfg: Config) -> Value {
-    let mut reader = CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader =
+        CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     let frames = cfg.frames;
-    pipeline::run(&mut reader, &path.display().to_string(), cfg, JsonSink::new(&mut out, frames, false))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{}: output is not JSON: {e}", path.display()))
+    pipeline::run(
+        &mut reader,
+        &path.display().to_string(),
+        cfg,
+        JsonSink::new(&mut out, frames, false),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{}: output is not JSON: {e}", path.display()))
 }
 
 /// The document's connections, sorted by id.
@@ -43,14 +61,21 @@ pub fn connections(doc: &Value) -> Vec<Value> {
 
 /// Runs the built binary.
 pub fn wsinspect(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wsinspect")).args(args).output().expect("run wsinspect")
+    Command::new(env!("CARGO_BIN_EXE_wsinspect"))
+        .args(args)
+        .output()
+        .expect("run wsinspect")
 }
 
 /// A message's decoded payload bytes from `--payloads full` output.
 pub fn payload_bytes(msg: &Value) -> Vec<u8> {
     use base64::Engine as _;
     match msg["payload_encoding"].as_str() {
-        Some("text") => msg["payload"].as_str().unwrap_or_default().as_bytes().to_vec(),
+        Some("text") => msg["payload"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
         Some("base64") => base64::engine::general_purpose::STANDARD
             .decode(msg["payload"].as_str().unwrap_or_default())
             .expect("valid base64"),
@@ -70,7 +95,12 @@ pub fn endpoint(s: &str) -> String {
 
 /// Kinds of the connection's anomalies.
 pub fn anomaly_kinds(conn: &Value) -> Vec<String> {
-    conn["anomalies"].as_array().into_iter().flatten().filter_map(|a| a["kind"].as_str().map(str::to_owned)).collect()
+    conn["anomalies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["kind"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A temporary file path unique to this test process.
