@@ -81,6 +81,8 @@ pub struct Session {
     client: SocketAddr,
     server: SocketAddr,
     syn_seen: bool,
+    /// Bytes were lost before the flow was recognised, so its start is no longer trusted.
+    damaged: bool,
     start_ts: Ts,
     midstream_attempts: [u8; 2],
     /// Held stream bytes per application direction while HTTP is parsed.
@@ -122,6 +124,7 @@ impl Session {
             client,
             server,
             syn_seen,
+            damaged: false,
             start_ts,
             midstream_attempts: [0; 2],
             held: [Vec::new(), Vec::new()],
@@ -316,7 +319,7 @@ impl Session {
             };
             return;
         }
-        if self.syn_seen {
+        if self.syn_seen && !self.damaged {
             // The connection's start is in the capture and it does not open with HTTP.
             self.phase = Phase::Ignored;
             return;
@@ -641,7 +644,14 @@ impl Session {
                     self.enter_websocket(None, ts, ctx);
                     self.ws_gap(dir, ts, len, ctx);
                 } else {
-                    self.phase = Phase::Ignored;
+                    // The request head itself was cut (a short snaplen does this): what follows
+                    // may still show what the flow is, as if picked up mid-stream.
+                    self.phase = Phase::Start;
+                    self.damaged = true;
+                    self.held = [Vec::new(), Vec::new()];
+                    self.client_http = ClientHttp::Heads;
+                    self.server_body = None;
+                    self.pending.clear();
                 }
             }
             Phase::WebSocket => self.ws_gap(dir, ts, len, ctx),

@@ -4,5 +4,6 @@
 
 mod cli;
 mod corpus;
+mod robustness;
 mod samples;
 mod util;
