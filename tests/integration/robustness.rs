@@ -31,8 +31,11 @@ fn analyse_bytes(bytes: Vec<u8>) -> Option<Value> {
     Some(serde_json::from_slice(&out).expect("output is JSON"))
 }
 
-/// Classic pcap records: (header bytes, packet bytes).
-fn records(file: &[u8]) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
+/// One classic pcap record: its 16-byte header and its packet bytes.
+type Record = (Vec<u8>, Vec<u8>);
+
+/// Classic pcap: the global header and the records.
+fn records(file: &[u8]) -> (Vec<u8>, Vec<Record>) {
     assert_eq!(
         &file[..4],
         &0xa1b2_c3d4u32.to_le_bytes(),
@@ -51,7 +54,7 @@ fn records(file: &[u8]) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
     (file[..24].to_vec(), out)
 }
 
-fn assemble(header: &[u8], recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+fn assemble(header: &[u8], recs: &[Record]) -> Vec<u8> {
     let mut out = header.to_vec();
     for (h, p) in recs {
         out.extend_from_slice(h);
@@ -162,7 +165,7 @@ fn snaplen_cut_packets_are_gaps_not_lies() {
 }
 
 /// The index of the packet carrying the n-th client→server data frame after the handshake.
-fn data_packet(recs: &[(Vec<u8>, Vec<u8>)], port: u16, skip: usize) -> usize {
+fn data_packet(recs: &[Record], port: u16, skip: usize) -> usize {
     let mut seen = 0;
     for (i, (_, p)) in recs.iter().enumerate() {
         let Ok(tp) = wsinspect::net::decode(1, p) else {
