@@ -37,9 +37,9 @@ use crate::ws::mask::unmask;
 /// than this; everything before the earliest open candidate is discarded as it is ruled out.
 pub const SEARCH_MAX: usize = 256 * 1024;
 
-/// The kept-payload buffer is shrunk back after a frame larger than this, so one huge frame
-/// does not pin its memory for the rest of the connection.
-const PAYLOAD_RETAIN: usize = 8 << 20;
+/// Payload buffer capacity kept between frames: a buffer grown by a larger frame is shrunk back
+/// so that memory follows live connections, not the largest frame each one carried.
+const PAYLOAD_RETAIN: usize = 4 << 10;
 
 /// Most search positions kept undecided at once (each is re-judged on every push).
 const MAX_PENDING: usize = 1024;
@@ -425,7 +425,7 @@ impl FrameDecoder {
         });
         self.payload.clear();
         if self.payload.capacity() > PAYLOAD_RETAIN {
-            self.payload.shrink_to(PAYLOAD_RETAIN / 8);
+            self.payload.shrink_to(PAYLOAD_RETAIN);
         }
         self.state = State::Header;
     }

@@ -39,9 +39,10 @@ use crate::config::Limits;
 use crate::deflate::{InflateError, Inflater};
 use crate::ws::frame::{FrameHeader, opcode};
 
-/// Buffers are shrunk back after a message larger than this, so one huge message does not pin
-/// its memory for the rest of the connection.
-const RETAIN: usize = 8 << 20;
+/// Buffer capacity kept between messages. Memory must follow the number of live connections,
+/// not the largest message each one ever carried, so a buffer grown by a larger message is
+/// shrunk back to this; messages up to this size reuse it without allocating.
+const RETAIN: usize = 4 << 10;
 
 /// How complete a decoded message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -488,10 +489,10 @@ impl MessageAssembler {
         self.buf.clear();
         self.dec.clear();
         if self.buf.capacity() > RETAIN {
-            self.buf.shrink_to(RETAIN / 8);
+            self.buf.shrink_to(RETAIN);
         }
         if self.dec.capacity() > RETAIN {
-            self.dec.shrink_to(RETAIN / 8);
+            self.dec.shrink_to(RETAIN);
         }
     }
 }
