@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Benchmarks wsinspect against `cat` (the page-cache read ceiling) and tshark on one generated
+# capture, in one run, on this machine.
+#
+#   bash bench/run.sh [SIZE]        SIZE: 100M (default), 1G, 500M, ... (K/M/G = powers of 1024)
+#
+# Environment:
+#   RUNS=3          timed runs of each wsinspect command (and of cat); the median wall time is kept
+#   CONNS=1000      concurrent connections in the generated capture
+#   SEED=1          generator seed
+#   SKIP_TSHARK=1   do not run tshark (on files above ~200 MB it can take minutes and gigabytes)
+#   WSINSPECT=path  time this wsinspect binary instead of target/release/wsinspect (e.g. an older build)
+#
+# Each command runs under `/usr/bin/time -f '%e %M'` (wall seconds, peak resident KiB), its output
+# going to /dev/null; the wall time is read from bash's EPOCHREALTIME around that same run (GNU
+# time's %e only has 10 ms resolution), falling back to %e on shells without it.
+# Figures: MB = 10^6 bytes; MB/s = capture size / wall time.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SIZE=${1:-100M}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-1000}
+SEED=${SEED:-1}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+[[ $SIZE =~ ^[0-9]+(\.[0-9]+)?[KMGkmg]?$ ]] || die "bad SIZE '$SIZE' (examples: 100M, 1G)"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "bad RUNS '$RUNS'"
+[[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "bad CONNS '$CONNS'"
+[[ $SEED =~ ^[0-9]+$ ]] || die "bad SEED '$SEED'"
+
+TIME=/usr/bin/time
+if [[ ! -x $TIME ]]; then
+    die "$TIME is missing (GNU time; Debian/Ubuntu package 'time'); it measures wall time and peak memory"
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+echo "== building (cargo build --release, example gen_capture)"
+cargo build --release --quiet || die "cargo build --release failed"
+cargo build --release --quiet --example gen_capture || die "building the gen_capture example failed"
+BIN=${WSINSPECT:-target/release/wsinspect}
+GEN=target/release/examples/gen_capture
+[[ -x $BIN ]] || die "$BIN was not built"
+
+# --- capture -------------------------------------------------------------------------------------
+name="mixed-$SIZE"
+[[ $CONNS == 1000 && $SEED == 1 ]] || name+="-c$CONNS-s$SEED"
+FILE="bench-data/$name.pcap"
+mkdir -p bench-data
+if [[ ! -s $FILE ]]; then
+    echo "== generating $FILE"
+    tmp="$FILE.partial"
+    "$GEN" --size "$SIZE" --conns "$CONNS" --seed "$SEED" --out "$tmp" || { rm -f "$tmp"; die "generating $FILE failed"; }
+    mv "$tmp" "$FILE"
+else
+    echo "== reusing $FILE (delete it to regenerate)"
+fi
+BYTES=$(stat -c %s "$FILE")
+
+# --- machine -------------------------------------------------------------------------------------
+cpu=$(grep -m1 -E '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+if [[ -z $cpu ]] && command -v lscpu >/dev/null; then
+    cpu=$(lscpu | grep -m1 -E '^Model name' | cut -d: -f2- | sed 's/^ *//' || true)
+fi
+echo
+echo "machine:   $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)"
+echo "memory:    $(awk '/^MemTotal/ {printf "%.1f GB", $2 * 1024 / 1e9}' /proc/meminfo 2>/dev/null || echo unknown)"
+echo "wsinspect: $BIN, $("$BIN" --version 2>/dev/null || echo "version ?"), commit $(git rev-parse --short HEAD 2>/dev/null || echo "?")"
+echo "capture:   $FILE, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}')"
+
+# --- measurements --------------------------------------------------------------------------------
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+FAILED=0
+declare -a ROW_NAME ROW_WALL ROW_RSS ROW_NOTE
+
+# measure LABEL RUNS CMD... : runs CMD (stdout to /dev/null) RUNS times; records the median wall
+# time and the highest peak RSS, or the failure.
+measure() {
+    local label=$1 runs=$2
+    shift 2
+    local walls=() rss_max=0 i status line wall rss
+    printf '   %-62s' "$label" >&2
+    for ((i = 1; i <= runs; i++)); do
+        status=0
+        local t0=${EPOCHREALTIME:-}
+        "$TIME" -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || status=$?
+        local t1=${EPOCHREALTIME:-}
+        if ((status != 0)); then
+            local why
+            why=$(grep -v -E '^\s*$|^stack backtrace|^note: |^ +[0-9]+: |^ +at ' "$WORK/err" | tail -n 3 | tr '\n' ' ' | cut -c1-160)
+            [[ -n $why ]] || why=$(grep -E 'Command (exited|terminated)' "$WORK/time" | head -n1)
+            ROW_NAME+=("$label")
+            ROW_WALL+=("")
+            ROW_RSS+=("")
+            ROW_NOTE+=("FAILED (exit $status): $why")
+            FAILED=1
+            echo " failed (exit $status)" >&2
+            return 0
+        fi
+        line=$(tail -n 1 "$WORK/time")
+        wall=${line% *}
+        rss=${line#* }
+        # GNU time's %e has 10 ms resolution; bash's clock around the same run has microseconds.
+        if [[ -n $t0 && -n $t1 ]]; then
+            wall=$(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN {printf "%.3f", b - a}')
+        fi
+        walls+=("$wall")
+        ((rss > rss_max)) && rss_max=$rss
+        printf ' %ss' "$wall" >&2
+    done
+    echo >&2
+    ROW_NAME+=("$label")
+    ROW_WALL+=("$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')")
+    ROW_RSS+=("$rss_max")
+    ROW_NOTE+=("")
+}
+
+echo
+echo "== warming the page cache"
+cat "$FILE" >/dev/null
+
+echo "== timing (wall seconds of each run)"
+measure "cat FILE > /dev/null" "$RUNS" cat "$FILE"
+measure "wsinspect FILE" "$RUNS" "$BIN" "$FILE"
+measure "wsinspect FILE --json" "$RUNS" "$BIN" "$FILE" --json
+measure "wsinspect FILE --ndjson --payloads preview" "$RUNS" "$BIN" "$FILE" --ndjson --payloads preview
+
+TSHARK_NOTE=""
+if ! command -v tshark >/dev/null; then
+    TSHARK_NOTE="tshark is not installed: no comparison (Debian/Ubuntu package 'tshark')"
+elif [[ ${SKIP_TSHARK:-0} != 0 ]]; then
+    TSHARK_NOTE="tshark skipped (SKIP_TSHARK=$SKIP_TSHARK)"
+else
+    if ((BYTES > 200000000)); then
+        echo "   (tshark on a file this size can take minutes and gigabytes of memory; SKIP_TSHARK=1 skips it)" >&2
+    fi
+    measure "tshark -r FILE -Y websocket -T fields -e websocket.opcode" 1 \
+        tshark -r "$FILE" -Y websocket -T fields -e websocket.opcode
+fi
+
+# --- table ---------------------------------------------------------------------------------------
+tshark_wall=""
+for i in "${!ROW_NAME[@]}"; do
+    [[ ${ROW_NAME[$i]} == tshark* ]] && tshark_wall=${ROW_WALL[$i]}
+done
+
+echo
+printf '%-62s %9s %9s %13s %12s\n' "command" "wall s" "MB/s" "peak RSS MB" "tshark/this"
+printf '%-62s %9s %9s %13s %12s\n' "-------" "------" "----" "-----------" "-----------"
+for i in "${!ROW_NAME[@]}"; do
+    if [[ -n ${ROW_NOTE[$i]} ]]; then
+        printf '%-62s %s\n' "${ROW_NAME[$i]}" "${ROW_NOTE[$i]}"
+        continue
+    fi
+    awk -v name="${ROW_NAME[$i]}" -v wall="${ROW_WALL[$i]}" -v rss="${ROW_RSS[$i]}" \
+        -v bytes="$BYTES" -v tw="$tshark_wall" 'BEGIN {
+        w = wall + 0
+        mbs = (w > 0) ? sprintf("%.0f", bytes / 1e6 / w) : "-"
+        ratio = "-"
+        if (tw != "" && name !~ /^tshark/) ratio = (w > 0) ? sprintf("%.1fx", tw / w) : "-"
+        printf "%-62s %9.3f %9s %13.1f %12s\n", name, w, mbs, rss * 1024 / 1e6, ratio
+    }'
+done
+[[ -z $TSHARK_NOTE ]] || echo "$TSHARK_NOTE"
+echo
+echo "wall s: median of $RUNS runs (tshark: 1 run); peak RSS: highest of the runs; MB = 10^6 bytes."
+echo "tshark/this: tshark's wall time divided by this command's (higher = faster than tshark)."
+
+if ((FAILED)); then
+    echo
+    echo "bench: some commands failed; their figures are left out" >&2
+    exit 1
+fi
