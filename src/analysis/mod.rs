@@ -31,6 +31,9 @@ const HISTORY: usize = 256;
 const LINK_MESSAGES: usize = 32;
 /// Two copies of a message on two legs of one proxy are this close in time, at most.
 const LINK_WINDOW_NS: i64 = 2_000_000_000;
+/// A ping unanswered for less than this before its sender ended the connection is not a missed
+/// heartbeat: heartbeat timers run in seconds, and a pong can still be in flight.
+const MIN_HEARTBEAT_WAIT_S: f64 = 0.5;
 /// Below this, silence before the end is reaction time, not a timer.
 const MIN_TIMER_SILENCE_S: f64 = 1.0;
 
@@ -109,12 +112,14 @@ impl TerminationKind {
         }
     }
 
-    /// Whether `--fail-on abnormal` counts it: anything but a clean close, a connection still
-    /// open, or one whose end is not in the capture (nothing to blame).
+    /// Whether `--fail-on abnormal` counts it: anything but a clean close (with or without an
+    /// RST after it: both sides already reported their code), a connection still open, or one
+    /// whose end is not in the capture (nothing to blame).
     pub fn is_abnormal(self) -> bool {
         !matches!(
             self,
             TerminationKind::CleanClose
+                | TerminationKind::RstAfterClose
                 | TerminationKind::OpenAtCaptureEnd
                 | TerminationKind::Unknown
         )
@@ -1078,7 +1083,10 @@ fn diagnose(
             let missed_ping = st
                 .pings
                 .iter()
-                .rfind(|p| Side::of(p.dir) == b && by_ts.is_some_and(|t| p.ts <= t))
+                .rfind(|p| {
+                    Side::of(p.dir) == b
+                        && by_ts.is_some_and(|t| t.secs_since(p.ts) >= MIN_HEARTBEAT_WAIT_S)
+                })
                 .filter(|p| p.pong.is_none_or(|(ts, _)| by_ts.is_some_and(|t| ts > t)));
             if let Some(mb) = &middlebox {
                 format!(

@@ -4,5 +4,6 @@
 
 mod cli;
 mod corpus;
+mod diagnosis;
 mod samples;
 mod util;
