@@ -1147,12 +1147,17 @@ fn diagnose(
     }
     if !matches.is_empty() {
         let period = final_silence.unwrap_or_default();
-        let _ = write!(
-            verdict,
-            " Matches {}. Send pings more often than every {} or raise the timeout.",
-            matches_text(),
-            secs(period)
-        );
+        // Pings reset an idle timer but not a lifetime cutoff.
+        let advice = if matches.iter().any(|m| m.kind == TimeoutKind::Idle) {
+            format!(
+                "Send pings more often than every {} or raise the timeout.",
+                secs(period)
+            )
+        } else {
+            "Pings do not help against a lifetime cutoff: raise it, or reconnect before it."
+                .to_owned()
+        };
+        let _ = write!(verdict, " Matches {}. {advice}", matches_text());
     } else if (proxy_closed_both || (middlebox.is_some() && timer_kind))
         && let Some(s) = final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S)
     {
@@ -1252,5 +1257,156 @@ impl<S: EventSink> EventSink for AnalysisSink<S> {
         let mut s = summary.clone();
         s.diagnosis = Some(self.summary.clone());
         self.inner.finish(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        ConnectionOpen, DirStats, Handshake, HandshakeEvent, MessageEvent, TcpEvent, TcpSummary,
+        TtlRange,
+    };
+
+    const S: i64 = 1_000_000_000;
+
+    fn events(rst_ttl: u8, silence_s: i64) -> (Vec<Event>, ConnectionEnd) {
+        let hs = Handshake {
+            status: Some(101),
+            accepted: true,
+            request_ts: Some(Ts(0)),
+            response_ts: Some(Ts(S / 100)),
+            ..Handshake::default()
+        };
+        let msg_ts = Ts(S);
+        let rst = TcpMark {
+            ts: Ts(S + silence_s * S),
+            dir: Dir::S2c,
+            ttl: rst_ttl,
+            ip_id: None,
+        };
+        let evs = vec![
+            Event::ConnectionOpen(ConnectionOpen {
+                conn: 1,
+                ts: Ts(0),
+                client: "10.0.0.1:5000".into(),
+                server: "10.0.0.2:443".into(),
+                handshake_seen: true,
+                syn_seen: true,
+            }),
+            Event::Handshake(Box::new(HandshakeEvent {
+                conn: 1,
+                ts: Ts(S / 100),
+                handshake: hs.clone(),
+            })),
+            Event::Message(MessageEvent {
+                conn: 1,
+                ts: msg_ts,
+                dir: Dir::S2c,
+                kind: "text",
+                len: 10,
+                wire_len: 10,
+                frames: 1,
+                compressed: false,
+                status: "complete",
+                undecodable_reason: None,
+                utf8_valid: Some(true),
+                history_reset: false,
+                preview: None,
+                payload: None,
+                payload_encoding: None,
+            }),
+            Event::Tcp(TcpEvent {
+                conn: 1,
+                ts: rst.ts,
+                dir: Dir::S2c,
+                kind: "rst",
+                ttl: rst_ttl,
+                ip_id: None,
+            }),
+        ];
+        let end = ConnectionEnd {
+            conn: 1,
+            ts: rst.ts,
+            client: "10.0.0.1:5000".into(),
+            server: "10.0.0.2:443".into(),
+            start_ts: Ts(0),
+            end_ts: rst.ts,
+            ended_by: "closed",
+            handshake_seen: true,
+            handshake: Some(hs),
+            upgrade_attempts: 1,
+            c2s: DirStats::default(),
+            s2c: DirStats::default(),
+            close: Vec::new(),
+            tcp: TcpSummary {
+                rst: vec![rst],
+                ttl_s2c: TtlRange {
+                    min: Some(52),
+                    max: Some(52),
+                },
+                ttl_c2s: TtlRange {
+                    min: Some(64),
+                    max: Some(64),
+                },
+                ..TcpSummary::default()
+            },
+            anomaly_count: 0,
+            diagnosis: None,
+        };
+        (evs, end)
+    }
+
+    fn run(rst_ttl: u8, silence_s: i64) -> Diagnosis {
+        let mut a = Analyzer::new(AnalysisOptions::default());
+        let (evs, end) = events(rst_ttl, silence_s);
+        for e in &evs {
+            a.observe(e);
+        }
+        a.diagnose(&end)
+    }
+
+    #[test]
+    fn analysis_rst_with_foreign_ttl_is_a_middlebox_and_names_the_timeout() {
+        let d = run(64, 60);
+        assert_eq!(d.kind, TerminationKind::RstWithoutClose);
+        assert_eq!(d.by, Some(Side::Server));
+        assert!(d.by_middlebox);
+        assert_eq!(d.client_observed_code, Some(1006));
+        assert!(
+            d.verdict
+                .starts_with("Closed by a middlebox: RST toward the client")
+        );
+        assert!(
+            d.verdict
+                .contains("nginx proxy_read_timeout (60.0 s default)")
+        );
+        assert!(d.verdict.contains("aws-alb"));
+        assert!(
+            d.verdict
+                .contains("Send pings more often than every 60.0 s")
+        );
+    }
+
+    #[test]
+    fn analysis_rst_with_the_servers_ttl_is_the_server() {
+        let d = run(52, 5);
+        assert!(!d.by_middlebox);
+        assert!(d.verdict.starts_with("The server reset the connection"));
+        assert!(d.timeout_matches.is_empty());
+    }
+
+    #[test]
+    fn analysis_lifetime_cutoff_is_matched_on_duration() {
+        let d = run(52, 29);
+        // 30 s from the start (29 s of silence after a message at 1 s): GCP's lifetime cutoff.
+        assert_eq!(
+            d.timeout_matches
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            ["gcp-https-lb"]
+        );
+        assert!(d.verdict.contains("lifetime cutoff"), "{}", d.verdict);
     }
 }
