@@ -559,7 +559,9 @@ fn legs_match(front: &ConnState, back: &ConnState) -> bool {
 }
 
 fn secs(s: f64) -> String {
-    if s < 0.01 {
+    if s < 0.001 {
+        format!("{:.2} ms", s * 1e3)
+    } else if s < 0.01 {
         format!("{:.1} ms", s * 1e3)
     } else if s < 1.0 {
         format!("{:.0} ms", s * 1e3)
