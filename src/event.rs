@@ -423,4 +423,7 @@ pub struct ConnectionEnd {
     pub tcp: TcpSummary,
     /// Anomalies recorded.
     pub anomaly_count: u64,
+    /// How and why it ended (filled by the analysis stage; `None` before it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<crate::analysis::Diagnosis>,
 }

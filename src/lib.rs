@@ -1,5 +1,6 @@
 //! wsinspect reads packet captures and tells what happened on every WebSocket connection.
 
+pub mod analysis;
 pub mod capture;
 pub mod config;
 pub mod deflate;

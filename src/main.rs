@@ -7,12 +7,21 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 
+use wsinspect::analysis::{AnalysisOptions, WS_MAX_PAYLOAD};
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, Limits, PayloadMode};
 use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::text::TextSink;
-use wsinspect::pipeline::{self, EventSink};
+use wsinspect::pipeline::{self, CaptureSummary, EventSink};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FailOn {
+    /// Any connection that did not end with a clean close (still open at the end is fine).
+    Abnormal,
+    /// Any connection with an anomaly (a protocol rule broken or a limit hit).
+    Anomaly,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Payloads {
@@ -70,12 +79,37 @@ struct Cli {
     /// Out-of-order bytes buffered per direction before declaring a gap.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
     max_ooo_bytes: usize,
+
+    /// Exit with status 1 when a connection ended abnormally, or has an anomaly.
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = "Diagnosis")]
+    fail_on: Option<FailOn>,
+
+    /// A timeout on the path, e.g. `nginx=3s`, named in verdicts when a silence matches it
+    /// (repeatable; a known product name borrows its setting name).
+    #[arg(long, value_name = "NAME=DURATION", help_heading = "Diagnosis")]
+    timeout: Vec<String>,
+
+    /// Messages longer than this are flagged (ws `maxPayload`: a ws peer closes with 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = WS_MAX_PAYLOAD, help_heading = "Diagnosis")]
+    max_payload: u64,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(summary) => {
+            let d = summary.diagnosis.unwrap_or_default();
+            let fail = match cli.fail_on {
+                Some(FailOn::Abnormal) => d.abnormal > 0,
+                Some(FailOn::Anomaly) => d.with_anomalies > 0,
+                None => false,
+            };
+            if fail {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Err(err) => {
             // A reader that went away (`wsinspect f.pcap --ndjson | head`) is not a failure.
             if err.chain().any(|e| {
@@ -90,7 +124,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<()> {
+fn run(cli: &Cli) -> Result<CaptureSummary> {
+    let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
     let limits = Limits {
         max_message_bytes: cli.max_message_bytes,
         max_frame_bytes: cli.max_frame_bytes,
@@ -124,19 +159,32 @@ fn run(cli: &Cli) -> Result<()> {
             &mut reader,
             &name,
             cfg.clone(),
+            analysis,
             JsonSink::new(out, cli.frames, cli.pretty),
         )
     } else if cli.ndjson {
-        drive(&mut reader, &name, cfg, NdjsonSink::new(out, interactive))
+        drive(
+            &mut reader,
+            &name,
+            cfg,
+            analysis,
+            NdjsonSink::new(out, interactive),
+        )
     } else {
-        drive(&mut reader, &name, cfg, TextSink::new(out))
+        drive(&mut reader, &name, cfg, analysis, TextSink::new(out))
     }
 }
 
-fn drive<S: EventSink>(reader: &mut CaptureReader, name: &str, cfg: Config, sink: S) -> Result<()> {
-    let (_, summary) = pipeline::run(reader, name, cfg, sink)?;
+fn drive<S: EventSink>(
+    reader: &mut CaptureReader,
+    name: &str,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    sink: S,
+) -> Result<CaptureSummary> {
+    let (_, summary) = pipeline::run_with(reader, name, cfg, analysis, sink)?;
     if summary.truncated {
         eprintln!("wsinspect: warning: {name} is truncated; analysed everything before the cut");
     }
-    Ok(())
+    Ok(summary)
 }

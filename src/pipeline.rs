@@ -10,6 +10,7 @@ use std::io;
 
 use serde::Serialize;
 
+use crate::analysis::{AnalysisOptions, AnalysisSink, DiagnosisSummary};
 use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
 use crate::error::Error;
@@ -86,6 +87,9 @@ pub struct CaptureSummary {
     pub connections: u64,
     /// Flows dropped because the flow table was full.
     pub flows_evicted: u64,
+    /// Connections by outcome (filled by the analysis stage; sinks write it as `summary`).
+    #[serde(skip)]
+    pub diagnosis: Option<DiagnosisSummary>,
 }
 
 struct Flow {
@@ -254,7 +258,7 @@ impl<S: EventSink> Pipeline<S> {
     }
 }
 
-/// Reads a whole capture through a pipeline into `sink`.
+/// Reads a whole capture through a pipeline and the analysis stage (default options) into `sink`.
 ///
 /// `name` is what the summary calls the file. A capture cut short is analysed up to the cut and
 /// flagged `truncated`; only unreadable input and sink write failures are errors.
@@ -264,7 +268,18 @@ pub fn run<S: EventSink>(
     cfg: Config,
     sink: S,
 ) -> Result<(S, CaptureSummary), Error> {
-    let mut pipeline = Pipeline::new(cfg, sink);
+    run_with(reader, name, cfg, AnalysisOptions::default(), sink)
+}
+
+/// [`run`] with the analysis stage's options (user timeouts, payload limit).
+pub fn run_with<S: EventSink>(
+    reader: &mut CaptureReader,
+    name: &str,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    sink: S,
+) -> Result<(S, CaptureSummary), Error> {
+    let mut pipeline = Pipeline::new(cfg, AnalysisSink::new(sink, analysis));
     while let Some(pkt) = reader.next_packet()? {
         pipeline.packet(&pkt)?;
     }
@@ -281,5 +296,8 @@ pub fn run<S: EventSink>(
     // Packets on unsupported interfaces never reach the pipeline but are part of the file.
     capture.packets = reader.skipped_packets();
     capture.skipped.unsupported_link = reader.skipped_packets();
-    Ok(pipeline.finish(capture)?)
+    let (sink, mut capture) = pipeline.finish(capture)?;
+    let (sink, diagnosis) = sink.into_parts();
+    capture.diagnosis = Some(diagnosis);
+    Ok((sink, capture))
 }

@@ -1024,6 +1024,7 @@ impl Session {
                 ttl_s2c: ttl(s),
             },
             anomaly_count: self.anomalies,
+            diagnosis: None,
         })
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Connections are written as they end (so the document streams and memory stays bounded), in
 //! the order they ended; each carries its `id`. `capture` comes last because its counts are only
-//! known at the end. Message, frame, close and anomaly objects have the same fields as the
+//! known at the end; `summary` (connections by outcome, from the analysis stage) follows it. Message, frame, close and anomaly objects have the same fields as the
 //! matching NDJSON events. `docs/json-schema.md` and `docs/wsinspect.schema.json` describe it.
 
 use std::collections::HashMap;
@@ -10,6 +10,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::analysis::Diagnosis;
 use crate::event::{
     AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, DirStats, Event, FrameEvent, Handshake,
     MessageEvent, PingEvent, PongEvent, TcpSummary,
@@ -63,6 +64,8 @@ struct ConnectionDoc<'a> {
     close: &'a [CloseEvent],
     tcp: &'a TcpSummary,
     anomalies: &'a [AnomalyEvent],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: &'a Option<Diagnosis>,
 }
 
 #[derive(Serialize)]
@@ -136,6 +139,7 @@ impl<W: Write> JsonSink<W> {
             close: &end.close,
             tcp: &end.tcp,
             anomalies: &p.anomalies,
+            diagnosis: &end.diagnosis,
         };
         self.write_value(&doc)
     }
@@ -204,6 +208,14 @@ impl<W: Write> EventSink for JsonSink<W> {
             b"],\"capture\":"
         })?;
         self.write_value(summary)?;
+        if let Some(d) = &summary.diagnosis {
+            self.out.write_all(if self.pretty {
+                b",\n\"summary\":"
+            } else {
+                b",\"summary\":"
+            })?;
+            self.write_value(d)?;
+        }
         self.out.write_all(b"}\n")?;
         self.out.flush()
     }

@@ -2,13 +2,14 @@
 //!
 //! Each line is an object with an `event` (`connection_open`, `handshake`, `frame`, `message`,
 //! `ping`, `pong`, `close`, `tcp`, `gap`, `anomaly`, `connection_end`) and the fields of that
-//! event; the last line is a `capture_end` event with and the capture summary. `docs/json-schema.md`
+//! event; the last line is a `capture_end` event with the capture summary and `summary` (connections by outcome). `docs/json-schema.md`
 //! lists every field.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::analysis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
 use crate::pipeline::{CaptureSummary, EventSink};
@@ -41,6 +42,8 @@ struct CaptureEnd<'a> {
     event: &'static str,
     schema_version: &'static str,
     capture: &'a CaptureSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a DiagnosisSummary>,
 }
 
 impl<W: Write> EventSink for NdjsonSink<W> {
@@ -53,6 +56,7 @@ impl<W: Write> EventSink for NdjsonSink<W> {
             event: "capture_end",
             schema_version: SCHEMA_VERSION,
             capture: summary,
+            summary: summary.diagnosis.as_ref(),
         })?;
         self.out.flush()
     }

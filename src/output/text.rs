@@ -235,6 +235,23 @@ impl<W: Write> TextSink<W> {
                 .collect();
             writeln!(self.out, "    anomalies: {}", parts.join(", "))?;
         }
+        if let Some(d) = &e.diagnosis {
+            let code = |c: Option<u16>| c.map_or_else(|| "-".to_owned(), |c| c.to_string());
+            let mut l = format!(
+                "    diagnosis: {} (client saw {}, server saw {})",
+                d.kind.as_str(),
+                code(d.client_observed_code),
+                code(d.server_observed_code)
+            );
+            if let Some(leg) = d.linked_leg {
+                let _ = write!(l, ", linked leg #{leg}");
+            }
+            writeln!(self.out, "{l}")?;
+            writeln!(self.out, "    verdict: {}", sanitize(&d.verdict, 1000))?;
+            for ev in &d.evidence {
+                writeln!(self.out, "      - {}", sanitize(ev, 300))?;
+            }
+        }
         writeln!(self.out)
     }
 }
@@ -286,6 +303,26 @@ impl<W: Write> EventSink for TextSink<W> {
                 ""
             }
         )?;
+        if let Some(d) = &s.diagnosis {
+            let join = |m: &BTreeMap<String, u64>| {
+                m.iter()
+                    .map(|(k, n)| format!("{k} x{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let kinds: Vec<String> = d.by_kind.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+            if !kinds.is_empty() {
+                writeln!(
+                    self.out,
+                    "outcomes: {}; client saw {}; server saw {}; {} abnormal, {} with anomalies",
+                    kinds.join(", "),
+                    join(&d.by_client_code),
+                    join(&d.by_server_code),
+                    d.abnormal,
+                    d.with_anomalies
+                )?;
+            }
+        }
         self.out.flush()
     }
 }

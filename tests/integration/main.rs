@@ -4,6 +4,7 @@
 
 mod cli;
 mod corpus;
+mod diagnosis;
 mod robustness;
 mod samples;
 mod util;
