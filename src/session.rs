@@ -177,33 +177,13 @@ impl Session {
                 ts,
                 ttl,
                 ip_id,
-            } => {
-                let dir = self.app_dir(dir);
-                let mark = TcpMark {
-                    ts,
-                    dir,
-                    ttl,
-                    ip_id,
-                };
-                self.fins.push(mark.clone());
-                self.emit_tcp(mark, "fin", ctx);
-            }
+            } => self.tcp_mark("fin", dir, ts, ttl, ip_id, ctx),
             StreamEvent::Rst {
                 dir,
                 ts,
                 ttl,
                 ip_id,
-            } => {
-                let dir = self.app_dir(dir);
-                let mark = TcpMark {
-                    ts,
-                    dir,
-                    ttl,
-                    ip_id,
-                };
-                self.rsts.push(mark.clone());
-                self.emit_tcp(mark, "rst", ctx);
-            }
+            } => self.tcp_mark("rst", dir, ts, ttl, ip_id, ctx),
             StreamEvent::Anomaly {
                 dir,
                 ts,
@@ -216,16 +196,37 @@ impl Session {
         }
     }
 
-    fn emit_tcp(&mut self, mark: TcpMark, kind: &'static str, ctx: &mut Ctx<'_>) {
+    /// Records a FIN or RST (direction in TCP's orientation) and announces it.
+    fn tcp_mark(
+        &mut self,
+        kind: &'static str,
+        tcp_dir: Dir,
+        ts: Ts,
+        ttl: u8,
+        ip_id: Option<u16>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let dir = self.app_dir(tcp_dir);
+        let mark = TcpMark {
+            ts,
+            dir,
+            ttl,
+            ip_id,
+        };
         if let Some(conn) = self.conn {
             ctx.out.push(Event::Tcp(TcpEvent {
                 conn,
-                ts: mark.ts,
-                dir: mark.dir,
+                ts,
+                dir,
                 kind,
-                ttl: mark.ttl,
-                ip_id: mark.ip_id,
+                ttl,
+                ip_id,
             }));
+        }
+        if kind == "fin" {
+            self.fins.push(mark)
+        } else {
+            self.rsts.push(mark)
         }
     }
 
