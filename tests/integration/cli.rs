@@ -131,3 +131,54 @@ fn gzip_capture_reads_the_same() {
     assert_eq!(a["connections"], b["connections"]);
     assert_eq!(a["capture"]["gzip"], true);
 }
+
+#[test]
+fn standard_input_reads_the_same_as_the_file() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = corpus("zeek/two-binary-fragments.pcap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsinspect"))
+        .args(["-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&path).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let from_stdin: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_file: Value =
+        serde_json::from_slice(&wsinspect(&[path.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(from_stdin["connections"], from_file["connections"]);
+    assert_eq!(from_stdin["capture"]["file"], "-");
+}
+
+#[test]
+fn payloads_none_and_frames_flag() {
+    let path = corpus("zeek/two-binary-fragments.pcap");
+    let none: Value = serde_json::from_slice(
+        &wsinspect(&[path.to_str().unwrap(), "--json", "--payloads", "none"]).stdout,
+    )
+    .unwrap();
+    let m = &none["connections"][0]["messages"][0];
+    assert!(
+        m.get("preview").is_none() && m.get("payload").is_none(),
+        "{m}"
+    );
+    assert!(
+        none["connections"][0].get("frames").is_none(),
+        "frames only with --frames"
+    );
+    let frames: Value =
+        serde_json::from_slice(&wsinspect(&[path.to_str().unwrap(), "--json", "--frames"]).stdout)
+            .unwrap();
+    assert_eq!(
+        frames["connections"][0]["frames"].as_array().unwrap().len(),
+        7
+    );
+}
