@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::util::{connections, corpus, doc, sample, wsinspect};
+use crate::util::{connections, corpus, doc, sample, truth_files, wsinspect};
 
 fn diagnosis(conn: &Value) -> &Value {
     let d = &conn["diagnosis"];
@@ -34,17 +34,7 @@ fn by_port(conns: &[Value], port: u64) -> &Value {
 #[test]
 fn observed_codes_match_every_truth_file() {
     let mut checked = 0;
-    for entry in std::fs::read_dir(sample("")).expect("samples/") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let Some(scenario) = name.strip_suffix(".truth.json") else {
-            continue;
-        };
-        let t = truth(scenario);
+    for (scenario, t) in truth_files() {
         let conns = connections(&doc(&sample(t["capture"].as_str().expect("capture"))));
         for tc in t["connections"].as_array().expect("connections") {
             let c = by_port(&conns, tc["client_port"].as_u64().expect("port"));

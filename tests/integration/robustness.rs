@@ -185,20 +185,24 @@ fn data_packet(recs: &[Record], port: u16, skip: usize) -> usize {
     panic!("no such packet");
 }
 
+/// A sample as analysed whole, and its records with the `skip`-th client data segment found.
+fn sample_with_segment(name: &str, skip: usize) -> (Value, Vec<u8>, Vec<Record>, usize) {
+    let (header, recs) = records(&std::fs::read(sample(name)).unwrap());
+    let whole = doc(&sample(name));
+    let server = connections(&whole)[0]["server"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+    let i = data_packet(&recs, port, skip);
+    (whole, header, recs, i)
+}
+
 #[test]
 fn a_lost_segment_costs_only_what_it_carried() {
     // Uncompressed: dropping one data segment loses that message only.
-    let (header, mut recs) = records(&std::fs::read(sample("python-basic.pcap")).unwrap());
-    let whole = connections(&doc(&sample("python-basic.pcap")));
-    let port: u16 = whole[0]["server"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let i = data_packet(&recs, port, 2);
+    let (whole, header, mut recs, i) = sample_with_segment("python-basic.pcap", 2);
+    let whole = connections(&whole);
     recs.remove(i);
     let d = analyse_bytes(assemble(&header, &recs)).expect("readable");
     let c = &connections(&d)[0];
@@ -233,17 +237,8 @@ fn a_lost_segment_costs_only_what_it_carried() {
 
 #[test]
 fn a_lost_segment_with_context_takeover_is_never_guessed() {
-    let (header, mut recs) = records(&std::fs::read(sample("node-deflate-takeover.pcap")).unwrap());
-    let whole = connections(&doc(&sample("node-deflate-takeover.pcap")));
-    let port: u16 = whole[0]["server"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let i = data_packet(&recs, port, 1);
+    let (whole, header, mut recs, i) = sample_with_segment("node-deflate-takeover.pcap", 1);
+    let whole = connections(&whole);
     recs.remove(i);
     let d = analyse_bytes(assemble(&header, &recs)).expect("readable");
     let c = &connections(&d)[0];
@@ -269,19 +264,9 @@ fn a_lost_segment_with_context_takeover_is_never_guessed() {
 
 #[test]
 fn reordered_segments_reassemble_the_same() {
-    let (header, mut recs) = records(&std::fs::read(sample("node-basic.pcap")).unwrap());
-    let port: u16 = connections(&doc(&sample("node-basic.pcap")))[0]["server"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let i = data_packet(&recs, port, 1);
+    let (b, header, mut recs, i) = sample_with_segment("node-basic.pcap", 1);
     recs.swap(i, i + 1);
     let a = analyse_bytes(assemble(&header, &recs)).expect("readable");
-    let b = doc(&sample("node-basic.pcap"));
     let msgs = |d: &Value| {
         connections(d)[0]["messages"]
             .as_array()

@@ -5,28 +5,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::util::{connections, doc, payload_bytes, sample};
-
-/// Every `*.truth.json` in samples/, parsed.
-fn truth_files() -> Vec<(String, Value)> {
-    let dir = sample("");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("samples/") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if let Some(scenario) = name.strip_suffix(".truth.json") {
-            let truth: Value = serde_json::from_slice(&std::fs::read(&path).expect("truth"))
-                .expect("truth is JSON");
-            out.push((scenario.to_owned(), truth));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
+use crate::util::{connections, doc, payload_bytes, sample, truth_files};
 
 /// (type, len, sha256) of a truth list.
 fn truth_messages(list: &Value) -> Vec<(String, u64, String)> {

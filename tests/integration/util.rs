@@ -107,3 +107,24 @@ pub fn anomaly_kinds(conn: &Value) -> Vec<String> {
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wsinspect-test-{}-{name}", std::process::id()))
 }
+
+/// Every `*.truth.json` in samples/, parsed.
+pub fn truth_files() -> Vec<(String, Value)> {
+    let dir = sample("");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("samples/") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(scenario) = name.strip_suffix(".truth.json") {
+            let truth: Value = serde_json::from_slice(&std::fs::read(&path).expect("truth"))
+                .expect("truth is JSON");
+            out.push((scenario.to_owned(), truth));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
