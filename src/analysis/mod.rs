@@ -802,7 +802,7 @@ fn diagnose(
         let i = dir_idle(d);
         if let (Some(t), Some(f)) = (st.last[d.index()], i.final_silence_s) {
             ev.push(format!(
-                "last {} frame at {}, {} before the end",
+                "last {} message or ping at {}, {} before the end",
                 d.as_str(),
                 rel(t),
                 secs(f)
