@@ -8,6 +8,7 @@
 //! FIN/RST), and a bounded history of recently ended connections so that the two legs of a
 //! proxied connection can be linked whichever ends first. `docs/diagnosis.md` states each rule.
 
+mod heartbeat;
 pub mod rfc;
 pub mod timeouts;
 
@@ -21,6 +22,7 @@ use crate::error::Error;
 use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, TcpMark};
 use crate::pipeline::{CaptureSummary, EventSink};
 use crate::types::{Dir, Ts};
+use heartbeat::HeartbeatState;
 use timeouts::{Timeout, TimeoutKind};
 
 /// `ws`'s default `maxPayload` (100 MiB): a longer message makes it close with 1009.
@@ -303,14 +305,6 @@ impl DiagnosisSummary {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Ping {
-    id: u32,
-    ts: Ts,
-    dir: Dir,
-    pong: Option<(Ts, f64)>,
-}
-
 /// How one side ended its part.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum What {
@@ -349,8 +343,7 @@ struct ConnState {
     last: [Option<Ts>; 2],
     longest: [Option<f64>; 2],
     msgs: Vec<(Ts, Dir, u64)>,
-    pings: Vec<Ping>,
-    pongs: Vec<(Ts, Dir)>,
+    heartbeat: HeartbeatState,
     marks: Vec<Mark>,
     anomalies: BTreeMap<&'static str, u64>,
 }
@@ -418,21 +411,11 @@ impl Analyzer {
             }
             Event::Ping(p) => {
                 st.activity(p.ts, p.dir);
-                st.pings.push(Ping {
-                    id: p.ping_id,
-                    ts: p.ts,
-                    dir: p.dir,
-                    pong: None,
-                });
+                st.heartbeat.ping(p.ping_id, p.ts, p.dir, &st.marks);
             }
             Event::Pong(p) => {
                 st.activity(p.ts, p.dir);
-                st.pongs.push((p.ts, p.dir));
-                if let (Some(pid), Some(rtt)) = (p.ping_id, p.rtt_ms)
-                    && let Some(ping) = st.pings.iter_mut().find(|x| x.id == pid)
-                {
-                    ping.pong = Some((p.ts, rtt));
-                }
+                st.heartbeat.pong(p.ping_id, p.ts, p.rtt_ms);
             }
             Event::Close(c) => {
                 // Not activity: silence is measured up to the close, not through it.
@@ -703,52 +686,7 @@ fn diagnose(
         duration_s: end.end_ts.secs_since(end.start_ts),
     };
 
-    // Heartbeat.
-    let mut hb = Heartbeat {
-        pings: st.pings.len() as u64,
-        ..Heartbeat::default()
-    };
-    let pinger_dirs: Vec<Dir> = [Dir::C2s, Dir::S2c]
-        .into_iter()
-        .filter(|d| st.pings.iter().any(|p| p.dir == *d))
-        .collect();
-    if let [d] = pinger_dirs[..] {
-        hb.pinger = Some(Side::of(d));
-    }
-    let mut intervals = Vec::new();
-    for d in &pinger_dirs {
-        let ts: Vec<Ts> = st
-            .pings
-            .iter()
-            .filter(|p| p.dir == *d)
-            .map(|p| p.ts)
-            .collect();
-        intervals.extend(ts.windows(2).map(|w| w[1].secs_since(w[0])));
-    }
-    intervals.sort_by(f64::total_cmp);
-    hb.interval_median_s = percentile(&intervals, 0.5);
-    hb.interval_max_s = intervals.last().copied();
-    // The pinger's own end: after it, a pong is late (the pinger no longer listens).
-    let own_end = |d: Dir| st.marks.iter().filter(|m| m.dir == d).map(|m| m.ts).min();
-    let mut rtts = Vec::new();
-    for p in &st.pings {
-        let closed_at = own_end(p.dir);
-        match p.pong {
-            Some((ts, rtt)) => {
-                if closed_at.is_some_and(|c| ts > c) {
-                    hb.late_pongs += 1;
-                    hb.unanswered += 1;
-                } else {
-                    rtts.push(rtt);
-                }
-            }
-            None => hb.unanswered += 1,
-        }
-    }
-    rtts.sort_by(f64::total_cmp);
-    hb.rtt_p50_ms = percentile(&rtts, 0.5);
-    hb.rtt_p99_ms = percentile(&rtts, 0.99);
-    hb.rtt_max_ms = rtts.last().copied();
+    let hb = st.heartbeat.figures(&st.marks);
 
     // Evidence common to every kind.
     if let Some(h) = hs {
@@ -1082,14 +1020,8 @@ fn diagnose(
                 "FIN"
             };
             // The ping the ender sent last before ending, and whether it was answered in time.
-            let missed_ping = st
-                .pings
-                .iter()
-                .rfind(|p| {
-                    Side::of(p.dir) == b
-                        && by_ts.is_some_and(|t| t.secs_since(p.ts) >= MIN_HEARTBEAT_WAIT_S)
-                })
-                .filter(|p| p.pong.is_none_or(|(ts, _)| by_ts.is_some_and(|t| ts > t)));
+            let missed_ping =
+                by_ts.and_then(|t| st.heartbeat.missed_before(b, t, MIN_HEARTBEAT_WAIT_S));
             if let Some(mb) = &middlebox {
                 format!(
                     "Closed by a middlebox: {what} toward the {}{silence_phrase}, no close frame ({}); {mb}.",
