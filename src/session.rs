@@ -295,28 +295,20 @@ impl Session {
 
     /// Decides what the flow is from its first payload bytes.
     fn start(&mut self, tcp_dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        if http::looks_like_request(bytes) {
-            // Without the SYN, TCP's orientation is a guess from ports; whoever sends a request
-            // is the client.
-            if !self.syn_seen && tcp_dir == Dir::S2c {
-                self.flip();
-            }
-            if self.syn_seen && tcp_dir == Dir::S2c {
-                self.phase = Phase::Ignored;
-            } else {
-                self.phase = Phase::Http;
-            }
-            return;
-        }
-        if bytes.starts_with(b"HTTP/1.") {
-            // The capture starts after the request: the sender of a response is the server.
-            if !self.syn_seen && tcp_dir == Dir::C2s {
-                self.flip();
-            }
-            self.phase = if self.syn_seen && tcp_dir == Dir::C2s {
-                Phase::Ignored
-            } else {
+        // A request comes from the client and a response (the capture began between the two)
+        // from the server.
+        let http_sender_is_client = if http::looks_like_request(bytes) {
+            Some(true)
+        } else if bytes.starts_with(b"HTTP/1.") {
+            Some(false)
+        } else {
+            None
+        };
+        if let Some(client_sent) = http_sender_is_client {
+            self.phase = if self.orient(tcp_dir, client_sent) {
                 Phase::Http
+            } else {
+                Phase::Ignored
             };
             return;
         }
@@ -328,14 +320,12 @@ impl Session {
         let i = tcp_dir.index();
         self.midstream_attempts[i] = self.midstream_attempts[i].saturating_add(1);
         match plausible_frames(bytes) {
-            Some(masked) => {
-                let client_sent = masked;
-                if client_sent != (tcp_dir == Dir::C2s) {
-                    self.flip();
-                }
+            // Clients mask their frames (RFC 6455 §5.1).
+            Some(masked) if self.orient(tcp_dir, masked) => {
                 self.recognise(ctx);
                 self.enter_websocket(None, ts, ctx);
             }
+            Some(_) => self.phase = Phase::Ignored,
             None => {
                 if self
                     .midstream_attempts
@@ -346,6 +336,20 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Takes the sender of `tcp_dir` to be the client (`client_sent`) or the server. Without the
+    /// SYN, TCP's orientation is only a guess from ports and is flipped to agree; with it, a
+    /// disagreement means the flow is not a WebSocket connection (returns false).
+    fn orient(&mut self, tcp_dir: Dir, client_sent: bool) -> bool {
+        if client_sent == (tcp_dir == Dir::C2s) {
+            return true;
+        }
+        if self.syn_seen {
+            return false;
+        }
+        self.flip();
+        true
     }
 
     /// Parses whatever HTTP heads are complete in both directions.
@@ -661,24 +665,15 @@ impl Session {
     }
 
     fn ws_gap(&mut self, dir: Dir, ts: Ts, len: u64, ctx: &mut Ctx<'_>) {
-        let Some(mut ws) = self.ws.take() else { return };
-        {
-            let WsDir {
-                decoder,
-                assembler,
-                close_seen,
-                ..
-            } = &mut ws[dir.index()];
-            decoder.gap(len, &mut |fe| {
-                self.decoder_event(dir, ts, fe, assembler, close_seen, ctx)
-            });
-        }
-        self.ws = Some(ws);
+        self.feed_decoder(dir, ts, ctx, |decoder, out| decoder.gap(len, out));
     }
 
     fn ws_bytes(&mut self, dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
-        let Some(mut ws) = self.ws.take() else { return };
-        if std::mem::take(&mut ws[dir.index()].fresh) && self.handshake.is_some() {
+        let first = self
+            .ws
+            .as_mut()
+            .is_some_and(|ws| std::mem::take(&mut ws[dir.index()].fresh));
+        if first && self.handshake.is_some() {
             // A peer that goes on speaking HTTP after a 101 did not switch protocols (broken
             // handshakes do this); follow what it did rather than decode HTTP as frames.
             let http_again = match dir {
@@ -686,16 +681,15 @@ impl Session {
                 Dir::S2c => bytes.starts_with(b"HTTP/1."),
             };
             if http_again {
+                let who = if dir == Dir::C2s { "client" } else { "server" };
                 self.anomaly(
                     ts,
                     Some(dir),
                     "http_after_101",
-                    format!(
-                        "the {} kept speaking HTTP after the 101 response",
-                        if dir == Dir::C2s { "client" } else { "server" }
-                    ),
+                    format!("the {who} kept speaking HTTP after the 101 response"),
                     ctx,
                 );
+                self.ws = None;
                 self.phase = Phase::Http;
                 self.client_http = ClientHttp::Heads;
                 self.held[dir.index()].extend_from_slice(bytes);
@@ -703,6 +697,20 @@ impl Session {
                 return;
             }
         }
+        self.feed_decoder(dir, ts, ctx, |decoder, out| decoder.push(bytes, out));
+    }
+
+    /// Gives one direction's decoder something to do (`feed`) and routes what it reports
+    /// through that direction's assembler into events.
+    fn feed_decoder(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        ctx: &mut Ctx<'_>,
+        feed: impl FnOnce(&mut FrameDecoder, &mut dyn FnMut(DecoderEvent<'_>)),
+    ) {
+        // Taken out while it runs: the decoder's callback needs the rest of the session.
+        let Some(mut ws) = self.ws.take() else { return };
         {
             let WsDir {
                 decoder,
@@ -710,7 +718,7 @@ impl Session {
                 close_seen,
                 ..
             } = &mut ws[dir.index()];
-            decoder.push(bytes, &mut |fe| {
+            feed(decoder, &mut |fe| {
                 self.decoder_event(dir, ts, fe, assembler, close_seen, ctx)
             });
         }
