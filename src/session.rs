@@ -1141,17 +1141,6 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: Option<&Response>, ts:
 /// RFC 6455 §4 checks on an upgrade exchange, as (kind, detail) anomalies.
 fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let header = |hdrs: &[(String, String)], name: &str| {
-        hdrs.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let has_token = |hdrs: &[(String, String)], name: &str, token: &str| {
-        hdrs.iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
     if hs.request_ts.is_some() {
         if hs.method.as_deref() != Some("GET") {
             out.push((
@@ -1162,22 +1151,22 @@ fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
                 ),
             ));
         }
-        if !has_token(&hs.request_headers, "upgrade", "websocket") {
+        if !http::has_token(&hs.request_headers, "upgrade", "websocket") {
             out.push((
                 "request_missing_upgrade",
                 format!(
                     "request Upgrade header is {:?}",
-                    header(&hs.request_headers, "upgrade")
+                    http::header(&hs.request_headers, "upgrade")
                 ),
             ));
         }
-        if !has_token(&hs.request_headers, "connection", "upgrade") {
+        if !http::has_token(&hs.request_headers, "connection", "upgrade") {
             out.push((
                 "request_missing_connection_upgrade",
                 "request Connection header lacks the upgrade token".into(),
             ));
         }
-        if header(&hs.request_headers, "sec-websocket-key").is_none() {
+        if http::header(&hs.request_headers, "sec-websocket-key").is_none() {
             out.push(("missing_key", "no Sec-WebSocket-Key in the request".into()));
         }
         if hs.version.as_deref().map(str::trim) != Some("13") {
@@ -1190,13 +1179,13 @@ fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
     if !hs.accepted {
         return out;
     }
-    if !has_token(&hs.response_headers, "upgrade", "websocket") {
+    if !http::has_token(&hs.response_headers, "upgrade", "websocket") {
         out.push((
             "response_missing_upgrade",
             "101 response without Upgrade: websocket".into(),
         ));
     }
-    if !has_token(&hs.response_headers, "connection", "upgrade") {
+    if !http::has_token(&hs.response_headers, "connection", "upgrade") {
         out.push((
             "response_missing_connection_upgrade",
             "101 response without Connection: upgrade".into(),
@@ -1204,10 +1193,10 @@ fn handshake_problems(hs: &Handshake) -> Vec<(&'static str, String)> {
     }
     match (
         hs.accept_valid,
-        header(&hs.response_headers, "sec-websocket-accept"),
+        http::header(&hs.response_headers, "sec-websocket-accept"),
     ) {
         (Some(false), found) => {
-            let expected = header(&hs.request_headers, "sec-websocket-key")
+            let expected = http::header(&hs.request_headers, "sec-websocket-key")
                 .map(|k| http::accept_for_key(k.trim()));
             out.push((
                 "wrong_accept",
@@ -1279,11 +1268,7 @@ fn preview(data: &[u8], text: bool, max: usize) -> String {
         if data.len() > max { s + "…" } else { s }
     } else {
         let n = data.len().min(max / 2);
-        let mut s = String::with_capacity(n * 2 + 1);
-        for b in &data[..n] {
-            s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
-        }
+        let mut s = hex::encode(&data[..n]);
         if data.len() > n {
             s.push('…');
         }
@@ -1300,4 +1285,23 @@ fn full_payload(data: &[u8], text: bool) -> (String, PayloadEncoding) {
         base64::engine::general_purpose::STANDARD.encode(data),
         PayloadEncoding::Base64,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_cut_binary_as_hex_and_text_at_a_character_boundary() {
+        assert_eq!(preview(&[0xde, 0xad, 0xbe, 0xef], false, 120), "deadbeef");
+        assert_eq!(preview(&[0xde, 0xad, 0xbe, 0xef], false, 4), "dead…");
+        // "é" is two bytes: a cut after its first byte must not leave half a character.
+        assert_eq!(preview("aé".as_bytes(), true, 2), "a…");
+        assert_eq!(preview("aé".as_bytes(), true, 3), "aé");
+        let (p, enc) = full_payload(&[0xff, 0x00], true);
+        assert_eq!(
+            (p.as_str(), matches!(enc, PayloadEncoding::Base64)),
+            ("/wA=", true)
+        );
+    }
 }

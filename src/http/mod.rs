@@ -321,14 +321,17 @@ impl Response {
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The first header with this name (case-insensitive) in a header list.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
 
-fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+/// Whether any header with this name lists `token` (comma-separated, case-insensitive), as
+/// `Connection: keep-alive, Upgrade` lists `upgrade`.
+pub fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
