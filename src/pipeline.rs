@@ -15,7 +15,7 @@ use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{ConnId, Event};
-use crate::net::{self, Skip};
+use crate::net::{self, Skip, TcpPacket};
 use crate::session::{Ctx, Session};
 use crate::tcp::{FlowKey, FlowTable, TcpConn};
 use crate::types::Ts;
@@ -97,6 +97,25 @@ struct Flow {
     session: Session,
 }
 
+/// Runs one segment through its flow's reassembly and session; returns whether this segment
+/// closed the connection (FIN both ways or RST).
+fn feed(
+    flow: &mut Flow,
+    tp: &TcpPacket<'_>,
+    now: Ts,
+    cfg: &Config,
+    next_id: &mut ConnId,
+    out: &mut Vec<Event>,
+) -> bool {
+    let was_closed = flow.tcp.is_closed();
+    let dir = flow.tcp.direction(tp);
+    let mut ctx = Ctx { cfg, next_id, out };
+    let Flow { tcp, session } = flow;
+    session.packet(dir, now);
+    tcp.segment(now, tp, &mut |ev| session.stream_event(ev, &mut ctx));
+    !was_closed && tcp.is_closed()
+}
+
 /// Runs packets through the stages; see the module doc.
 pub struct Pipeline<S: EventSink> {
     cfg: Config,
@@ -147,35 +166,43 @@ impl<S: EventSink> Pipeline<S> {
         };
         s.tcp_packets += 1;
         let key = FlowKey::of(&tp);
-        let reused = self
-            .flows
-            .get_mut(&key, now)
-            .is_some_and(|f| f.tcp.starts_new_connection(&tp));
-        if reused && let Some(old) = self.flows.remove(&key) {
-            self.end_flow(old, now, "reused");
-        }
-        if self.flows.get_mut(&key, now).is_none() {
-            let tcp = TcpConn::new(&tp, &self.cfg.limits);
-            let session = Session::new(tcp.client(), tcp.server(), tp.flags.syn(), now);
-            for (_, evicted) in self.flows.insert(key, Flow { tcp, session }, now) {
-                self.summary.flows_evicted += 1;
-                self.end_flow(evicted, now, "evicted");
+        // The common case, a segment of a flow already tracked, costs one lookup.
+        let closed_now = match self.flows.get_mut(&key, now) {
+            Some(flow) if !flow.tcp.starts_new_connection(&tp) => feed(
+                flow,
+                &tp,
+                now,
+                &self.cfg,
+                &mut self.next_id,
+                &mut self.queue,
+            ),
+            found => {
+                if found.is_some()
+                    && let Some(old) = self.flows.remove(&key)
+                {
+                    self.end_flow(old, now, "reused");
+                }
+                let tcp = TcpConn::new(&tp, &self.cfg.limits);
+                let session = Session::new(tcp.client(), tcp.server(), tp.flags.syn(), now);
+                // Evicted flows end before the new one says anything, as in capture order.
+                for (_, evicted) in self.flows.insert(key, Flow { tcp, session }, now) {
+                    self.summary.flows_evicted += 1;
+                    self.end_flow(evicted, now, "evicted");
+                }
+                match self.flows.get_mut(&key, now) {
+                    Some(flow) => feed(
+                        flow,
+                        &tp,
+                        now,
+                        &self.cfg,
+                        &mut self.next_id,
+                        &mut self.queue,
+                    ),
+                    None => false,
+                }
             }
-        }
-        let Some(flow) = self.flows.get_mut(&key, now) else {
-            return self.drain();
         };
-        let was_closed = flow.tcp.is_closed();
-        let dir = flow.tcp.direction(&tp);
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            next_id: &mut self.next_id,
-            out: &mut self.queue,
-        };
-        let Flow { tcp, session } = flow;
-        session.packet(dir, now);
-        tcp.segment(now, &tp, &mut |ev| session.stream_event(ev, &mut ctx));
-        if !was_closed && tcp.is_closed() {
+        if closed_now {
             self.closing.push_back((key, now));
         }
         if self

@@ -293,3 +293,27 @@ fn a_garbage_tail_keeps_the_good_part() {
         connections(&good)[0]["messages"]
     );
 }
+
+#[test]
+fn a_tiny_flow_cap_evicts_and_still_reports() {
+    use wsinspect::config::Limits;
+    // 98 TCP streams through a table of 4 flows: evictions happen and are counted; the one
+    // WebSocket connection is still found (whole, or in pieces picked up again mid-stream).
+    let cfg = Config {
+        limits: Limits {
+            max_flows: 4,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let d = crate::util::doc_with(&corpus("arkime/arkime_synthetic.pcap"), cfg);
+    assert!(d["capture"]["flows_evicted"].as_u64().unwrap() > 0);
+    let conns = connections(&d);
+    assert!(!conns.is_empty());
+    let whole = connections(&doc(&corpus("arkime/arkime_synthetic.pcap")));
+    assert_eq!(whole.len(), 1);
+    assert!(
+        conns.iter().all(|c| c["server"] == whole[0]["server"]),
+        "only the WebSocket flow is reported"
+    );
+}
