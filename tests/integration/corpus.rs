@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::util::{anomaly_kinds, connections, corpus, doc, endpoint, payload_text};
+use crate::util::{anomaly_kinds, connections, corpus, doc, endpoint, message_texts, payload_text};
 
 /// One frame as tshark dissected it.
 #[derive(Debug, Clone, PartialEq)]
@@ -396,12 +396,7 @@ fn evsetool_context_takeover_inflates_every_message_and_ignores_duplicates() {
 #[test]
 fn scapy_client_only_compression_with_small_window() {
     let c = only_connection("scapy-pr4579/websocket_compressed_session.pcap");
-    let texts: Vec<String> = c["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(payload_text)
-        .collect();
+    let texts: Vec<String> = message_texts(&c);
     assert_eq!(texts, ["Hello", "\"Hello\"", "Hello2", "\"Hello2\""]);
     let compressed: Vec<bool> = c["messages"]
         .as_array()
@@ -537,12 +532,7 @@ fn arkime_session_counters() {
     );
     assert_eq!(c["close"][0]["code"], 1000);
     assert_eq!(c["close"][0]["reason"], "bye-split");
-    let texts: Vec<String> = c["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(payload_text)
-        .collect();
+    let texts: Vec<String> = message_texts(&c);
     assert_eq!(texts, ["SplitFrameSample", "FragHeadPartFragTailPart"]);
 }
 

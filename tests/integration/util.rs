@@ -88,6 +88,16 @@ pub fn payload_text(msg: &Value) -> String {
     String::from_utf8_lossy(&payload_bytes(msg)).into_owned()
 }
 
+/// Every message of a connection as text (lossy), in order.
+pub fn message_texts(conn: &Value) -> Vec<String> {
+    conn["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(payload_text)
+        .collect()
+}
+
 /// `ip:port` without IPv6 brackets, as tshark and Zeek print endpoints.
 pub fn endpoint(s: &str) -> String {
     s.replace(['[', ']'], "")
