@@ -1,19 +1,24 @@
 //! The `wsinspect` command: parses arguments, opens the capture, picks a sink, runs the pipeline.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use wsinspect::analysis::{AnalysisOptions, WS_MAX_PAYLOAD};
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, Limits, PayloadMode};
+use wsinspect::event::ConnId;
 use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
+use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
-use wsinspect::pipeline::{self, CaptureSummary, EventSink};
+use wsinspect::pipeline::{self, CaptureSummary, EventSink, Progress};
+use wsinspect::types::Ts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FailOn {
@@ -33,12 +38,51 @@ enum Payloads {
     Full,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    /// When standard output is a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always, even into a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  Summarise every connection of a capture:
+    wsinspect capture.pcap
+  Find the connections whose client saw 1006, and say why:
+    wsinspect capture.pcap --filter code:1006
+  Export one event per line for a script or a log shipper:
+    wsinspect capture.pcap --ndjson --payloads full > events.ndjson
+  One JSON document, connection #3 only:
+    wsinspect capture.pcap --json --pretty --conn 3
+  Fail a CI job when any connection ended abnormally:
+    wsinspect capture.pcap --fail-on abnormal
+  Name the proxy timeouts on the path, so verdicts can cite them:
+    wsinspect capture.pcap --timeout nginx=60s --timeout aws-alb=350s
+
+Exit status: 0 when the capture was read, 1 when --fail-on found something, 2 on a usage or input
+error. Filters (--filter): docs/query.md; JSON fields: docs/json-schema.md.";
+
 /// Tells you what happened on every WebSocket connection in a packet capture.
 #[derive(Debug, Parser)]
-#[command(name = "wsinspect", version, about, max_term_width = 100)]
+#[command(
+    name = "wsinspect",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
-    capture: PathBuf,
+    #[arg(help_heading = "Input")]
+    capture: Option<PathBuf>,
 
     /// Write one JSON document (connections, then the capture summary).
     #[arg(long, conflicts_with = "ndjson", help_heading = "Output")]
@@ -64,6 +108,51 @@ struct Cli {
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     output: Option<PathBuf>,
 
+    /// Colour in the text summary.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        help_heading = "Output"
+    )]
+    color: ColorWhen,
+
+    /// No progress bar and no warnings on standard error (errors are still printed).
+    #[arg(short, long, help_heading = "Output")]
+    quiet: bool,
+
+    /// Only this connection (repeatable, or a comma-separated list of ids).
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        help_heading = "Selection"
+    )]
+    conn: Vec<ConnId>,
+
+    /// Only connections active at or after TIME, and their events from then on. TIME is
+    /// RFC 3339 (`2026-11-22T12:00:00Z`) or a duration after the first packet (`90s`, `5m`).
+    #[arg(long, value_name = "TIME", help_heading = "Selection")]
+    since: Option<String>,
+
+    /// Only connections that started at or before TIME, and their events until then.
+    #[arg(long, value_name = "TIME", help_heading = "Selection")]
+    until: Option<String>,
+
+    /// Exit with status 1 when a connection ended abnormally, or has an anomaly.
+    #[arg(long, value_enum, value_name = "WHAT", help_heading = "Analysis")]
+    fail_on: Option<FailOn>,
+
+    /// A timeout on the path, e.g. `nginx=3s`, named in verdicts when a silence matches it
+    /// (repeatable; a known product name borrows its setting name).
+    #[arg(long, value_name = "NAME=DURATION", help_heading = "Analysis")]
+    timeout: Vec<String>,
+
+    /// Messages longer than this are flagged (ws `maxPayload`: a ws peer closes with 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = WS_MAX_PAYLOAD, help_heading = "Analysis")]
+    max_payload: u64,
+
     /// Largest decoded message kept whole, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, help_heading = "Limits")]
     max_message_bytes: u64,
@@ -79,27 +168,46 @@ struct Cli {
     /// Out-of-order bytes buffered per direction before declaring a gap.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
     max_ooo_bytes: usize,
+}
 
-    /// Exit with status 1 when a connection ended abnormally, or has an anomaly.
-    #[arg(long, value_enum, value_name = "WHAT", help_heading = "Diagnosis")]
-    fail_on: Option<FailOn>,
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff); docs/wsinspect.1 is this output.
+    #[command(hide = true)]
+    Man,
+}
 
-    /// A timeout on the path, e.g. `nginx=3s`, named in verdicts when a silence matches it
-    /// (repeatable; a known product name borrows its setting name).
-    #[arg(long, value_name = "NAME=DURATION", help_heading = "Diagnosis")]
-    timeout: Vec<String>,
+/// The cargo features this binary was built with, for `--version`.
+fn features() -> Vec<&'static str> {
+    Vec::new()
+}
 
-    /// Messages longer than this are flagged (ws `maxPayload`: a ws peer closes with 1009).
-    #[arg(long, value_name = "BYTES", default_value_t = WS_MAX_PAYLOAD, help_heading = "Diagnosis")]
-    max_payload: u64,
+fn command() -> clap::Command {
+    let features = features();
+    let features = if features.is_empty() {
+        "none".to_owned()
+    } else {
+        features.join(", ")
+    };
+    let long = format!("{}\nfeatures: {features}", env!("CARGO_PKG_VERSION"));
+    Cli::command().long_version(long)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(summary) => {
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let fail_on = cli.fail_on;
+    match run(cli) {
+        Ok(Some(summary)) => {
             let d = summary.diagnosis.unwrap_or_default();
-            let fail = match cli.fail_on {
+            let fail = match fail_on {
                 Some(FailOn::Abnormal) => d.abnormal > 0,
                 Some(FailOn::Anomaly) => d.with_anomalies > 0,
                 None => false,
@@ -110,6 +218,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Ok(None) => ExitCode::SUCCESS,
         Err(err) => {
             // A reader that went away (`wsinspect f.pcap --ndjson | head`) is not a failure.
             if err.chain().any(|e| {
@@ -124,8 +233,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<CaptureSummary> {
-    let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
+/// Runs what the command line asks; `None` for the subcommands that read no capture.
+fn run(cli: Cli) -> Result<Option<CaptureSummary>> {
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut command(), "wsinspect", &mut io::stdout());
+            return Ok(None);
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(command()).render(&mut io::stdout().lock())?;
+            return Ok(None);
+        }
+        None => {}
+    }
+    let Some(capture) = cli.capture.clone() else {
+        bail!("no capture given: `wsinspect FILE` (see --help)");
+    };
+    read_file(&cli, &capture).map(Some)
+}
+
+fn config(cli: &Cli) -> Config {
     let limits = Limits {
         max_message_bytes: cli.max_message_bytes,
         max_frame_bytes: cli.max_frame_bytes,
@@ -133,7 +260,7 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
         ..Limits::default()
     };
-    let cfg = Config {
+    Config {
         limits,
         payloads: match cli.payloads {
             Payloads::None => PayloadMode::None,
@@ -141,9 +268,58 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
             Payloads::Full => PayloadMode::Full,
         },
         frames: cli.frames,
+    }
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration after the capture's first packet.
+fn parse_time(arg: &str, what: &str, capture: &Path) -> Result<Ts> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(arg) {
+        let d = t
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| anyhow!("{what} {arg}: before 1970"))?;
+        return Ok(Ts(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
+    }
+    let offset: Duration = humantime::parse_duration(arg).map_err(|_| {
+        anyhow!("{what} {arg}: not an RFC 3339 time (2026-11-22T12:00:00Z) nor a duration (90s)")
+    })?;
+    if capture == Path::new("-") {
+        bail!(
+            "{what} {arg}: a duration counts from the first packet, which standard input cannot be read twice for; give an RFC 3339 time"
+        );
+    }
+    let mut reader = CaptureReader::open(capture)?;
+    let first = match reader.next_packet()? {
+        Some(p) => p.ts,
+        None => return Ok(Ts(0)),
     };
-    let mut reader = CaptureReader::open(&cli.capture)?;
-    let name = cli.capture.display().to_string();
+    Ok(Ts(first.0.saturating_add(
+        i64::try_from(offset.as_nanos()).unwrap_or(i64::MAX),
+    )))
+}
+
+fn selection(cli: &Cli, capture: &Path) -> Result<Selection> {
+    Ok(Selection {
+        conns: cli.conn.clone(),
+        since: cli
+            .since
+            .as_deref()
+            .map(|a| parse_time(a, "--since", capture))
+            .transpose()?,
+        until: cli
+            .until
+            .as_deref()
+            .map(|a| parse_time(a, "--until", capture))
+            .transpose()?,
+        predicate: None,
+    })
+}
+
+fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
+    let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
+    let cfg = config(cli);
+    let sel = selection(cli, capture)?;
+    let mut reader = CaptureReader::open(capture)?;
+    let name = capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -153,38 +329,91 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
     };
     let out = BufWriter::with_capacity(1 << 16, out);
     // A terminal watching NDJSON wants each line at once; a file or pipe wants throughput.
-    let interactive = cli.output.is_none() && io::stdout().is_terminal();
-    if cli.json {
-        drive(
-            &mut reader,
-            &name,
-            cfg.clone(),
-            analysis,
+    let to_terminal = cli.output.is_none() && io::stdout().is_terminal();
+    let color = match cli.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let progress = progress_bar(cli, capture);
+    let run = Run {
+        reader: &mut reader,
+        name: &name,
+        cfg,
+        analysis,
+        progress: progress.as_ref(),
+    };
+    let summary = if cli.json {
+        run.drive(SelectSink::new(
             JsonSink::new(out, cli.frames, cli.pretty),
-        )
+            sel,
+        ))
     } else if cli.ndjson {
-        drive(
-            &mut reader,
-            &name,
-            cfg,
-            analysis,
-            NdjsonSink::new(out, interactive),
-        )
+        run.drive(SelectSink::new(NdjsonSink::new(out, to_terminal), sel))
     } else {
-        drive(&mut reader, &name, cfg, analysis, TextSink::new(out))
+        run.drive(SelectSink::new(TextSink::with_color(out, color), sel))
+    }?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
-}
-
-fn drive<S: EventSink>(
-    reader: &mut CaptureReader,
-    name: &str,
-    cfg: Config,
-    analysis: AnalysisOptions,
-    sink: S,
-) -> Result<CaptureSummary> {
-    let (_, summary) = pipeline::run_with(reader, name, cfg, analysis, sink)?;
-    if summary.truncated {
+    if summary.truncated && !cli.quiet {
         eprintln!("wsinspect: warning: {name} is truncated; analysed everything before the cut");
     }
     Ok(summary)
+}
+
+/// A bar on standard error while a file is read, when a person is watching it.
+fn progress_bar(cli: &Cli, capture: &Path) -> Option<ProgressBar> {
+    if cli.quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    // Gzip files report decompressed bytes read, which the file size does not bound.
+    let len = std::fs::metadata(capture).ok().map(|m| m.len())?;
+    let gz = capture.extension().is_some_and(|e| e == "gz");
+    let bar = if gz {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::new(len)
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+    let template = if gz {
+        "{spinner} {bytes} read ({bytes_per_sec}), {msg}"
+    } else {
+        "{wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}), {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+struct Run<'a> {
+    reader: &'a mut CaptureReader,
+    name: &'a str,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    progress: Option<&'a ProgressBar>,
+}
+
+impl Run<'_> {
+    fn drive<S: EventSink>(self, sink: S) -> Result<CaptureSummary> {
+        let bar = self.progress;
+        let (_, summary) = pipeline::run_observed(
+            self.reader,
+            self.name,
+            self.cfg,
+            self.analysis,
+            sink,
+            &mut |p: Progress| {
+                if let Some(bar) = bar {
+                    bar.set_position(p.bytes);
+                    bar.set_message(format!(
+                        "{} packets, {} connections",
+                        p.packets, p.connections
+                    ));
+                }
+            },
+        )?;
+        Ok(summary)
+    }
 }

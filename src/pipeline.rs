@@ -87,6 +87,9 @@ pub struct CaptureSummary {
     pub connections: u64,
     /// Flows dropped because the flow table was full.
     pub flows_evicted: u64,
+    /// Connections written after `--filter`/`--conn`/`--since`/`--until` (absent without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<u64>,
     /// Connections by outcome (filled by the analysis stage; sinks write it as `summary`).
     #[serde(skip)]
     pub diagnosis: Option<DiagnosisSummary>,
@@ -306,10 +309,51 @@ pub fn run_with<S: EventSink>(
     analysis: AnalysisOptions,
     sink: S,
 ) -> Result<(S, CaptureSummary), Error> {
+    run_observed(reader, name, cfg, analysis, sink, &mut |_| {})
+}
+
+/// How far a run has got, for a progress display.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Bytes of capture read (decompressed).
+    pub bytes: u64,
+    /// Packets read.
+    pub packets: u64,
+    /// WebSocket connections ended so far.
+    pub connections: u64,
+}
+
+/// Packets between two calls of a [`run_observed`] observer: often enough for a smooth display,
+/// rare enough to cost nothing.
+const PROGRESS_EVERY: u64 = 8192;
+
+/// [`run_with`], calling `observe` now and then (and once at the end) with how far it has got.
+pub fn run_observed<S: EventSink>(
+    reader: &mut CaptureReader,
+    name: &str,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    sink: S,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<(S, CaptureSummary), Error> {
     let mut pipeline = Pipeline::new(cfg, AnalysisSink::new(sink, analysis));
+    let mut packets = 0u64;
     while let Some(pkt) = reader.next_packet()? {
         pipeline.packet(&pkt)?;
+        packets += 1;
+        if packets.is_multiple_of(PROGRESS_EVERY) {
+            observe(Progress {
+                bytes: reader.bytes_consumed(),
+                packets,
+                connections: pipeline.summary.connections,
+            });
+        }
     }
+    observe(Progress {
+        bytes: reader.bytes_consumed(),
+        packets,
+        connections: pipeline.summary.connections,
+    });
     let capture = CaptureSummary {
         file: name.to_owned(),
         format: reader.format().as_str(),

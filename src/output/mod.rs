@@ -3,7 +3,9 @@
 //! connections still open, not the size of the capture.
 
 pub mod json;
+pub mod metrics;
 pub mod ndjson;
+pub mod select;
 pub mod text;
 
 /// The version of the JSON and NDJSON formats; bumped on any incompatible change.

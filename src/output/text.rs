@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+use anstyle::{AnsiColor, Color, Style};
+
 use crate::event::{CloseEvent, ConnId, ConnectionEnd, DirStats, Event};
 use crate::pipeline::{CaptureSummary, EventSink};
 use crate::types::{Dir, Ts};
@@ -23,17 +25,45 @@ struct Pending {
 pub struct TextSink<W: Write> {
     out: W,
     open: HashMap<ConnId, Pending>,
+    color: bool,
 }
 
 impl<W: Write> TextSink<W> {
-    /// A sink writing to `out`.
+    /// A sink writing plain text to `out`.
     pub fn new(out: W) -> TextSink<W> {
         TextSink {
             out,
             open: HashMap::new(),
+            color: false,
+        }
+    }
+
+    /// Same, with ANSI colour on each connection's first line and its outcome (for a terminal).
+    pub fn with_color(out: W, color: bool) -> TextSink<W> {
+        TextSink {
+            color,
+            ..TextSink::new(out)
+        }
+    }
+
+    /// `text` in `style` when colour is on. Only our own words are styled: captured text has
+    /// been through [`sanitize`] already, so no escape of the capture's can be wrapped in ours.
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_owned()
         }
     }
 }
+
+const BOLD: Style = Style::new().bold();
+/// Colours that read on dark and light backgrounds alike (no white, no black, no background).
+const GOOD: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Green)));
+const BAD: Style = Style::new()
+    .bold()
+    .fg_color(Some(Color::Ansi(AnsiColor::Red)));
+const WARN: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Yellow)));
 
 /// Escapes control characters (including ESC and the C1 range) so text from a capture is inert
 /// on a terminal; long strings are cut to `max` characters.
@@ -133,6 +163,7 @@ impl<W: Write> TextSink<W> {
         } else {
             head.push_str("  (handshake not in capture)");
         }
+        let head = self.paint(BOLD, &head);
         writeln!(self.out, "{head}")?;
         writeln!(
             self.out,
@@ -237,9 +268,16 @@ impl<W: Write> TextSink<W> {
         }
         if let Some(d) = &e.diagnosis {
             let code = |c: Option<u16>| c.map_or_else(|| "-".to_owned(), |c| c.to_string());
+            let style = if d.abnormal {
+                BAD
+            } else if e.anomaly_count > 0 {
+                WARN
+            } else {
+                GOOD
+            };
             let mut l = format!(
                 "    diagnosis: {} (client saw {}, server saw {})",
-                d.kind.as_str(),
+                self.paint(style, d.kind.as_str()),
                 code(d.client_observed_code),
                 code(d.server_observed_code)
             );

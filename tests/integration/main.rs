@@ -3,8 +3,10 @@
 //! corpus beside the repository).
 
 mod cli;
+mod cli_ux;
 mod corpus;
 mod diagnosis;
+mod metrics;
 mod robustness;
 mod samples;
 mod util;
