@@ -58,6 +58,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     open: Gauge,
     ended: Family<KindLabels, Counter>,
+    abnormal: Counter,
     observed_codes: Family<CodeLabels, Counter>,
     messages: Family<MsgLabels, Counter>,
     message_bytes: Family<MsgLabels, Counter>,
@@ -95,6 +96,12 @@ impl Metrics {
             "connections_ended",
             "WebSocket connections ended, by termination kind (docs/diagnosis.md)",
             ended.clone(),
+        );
+        let abnormal = Counter::default();
+        r.register(
+            "connections_abnormal",
+            "Ended connections that did not close cleanly (what --fail-on abnormal counts)",
+            abnormal.clone(),
         );
         let observed_codes = Family::<CodeLabels, Counter>::default();
         r.register(
@@ -146,6 +153,7 @@ impl Metrics {
             registry: Arc::new(r),
             open,
             ended,
+            abnormal,
             observed_codes,
             messages,
             message_bytes,
@@ -199,6 +207,9 @@ impl Metrics {
                             kind: d.kind.as_str(),
                         })
                         .inc();
+                    if d.abnormal {
+                        self.abnormal.inc();
+                    }
                     for (side, code) in [
                         ("client", d.client_observed_code),
                         ("server", d.server_observed_code),

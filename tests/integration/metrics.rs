@@ -150,3 +150,75 @@ fn served_over_http() {
     // The port is taken now: a second server on it is a clear error.
     assert!(metrics::serve(addr, m).is_err());
 }
+
+#[test]
+fn grafana_dashboard_names_only_metrics_that_exist() {
+    // A family shows its `# TYPE` line once it has a series: give each one.
+    let m = Metrics::new();
+    for file in ["node-basic.pcap", "server-sigkill.pcap"] {
+        let path = sample(file);
+        let mut reader = CaptureReader::open(&path).expect("open");
+        pipeline::run_with(
+            &mut reader,
+            file,
+            Config::default(),
+            AnalysisOptions::default(),
+            MetricsSink::new(Vec::<Event>::new(), m.clone()),
+        )
+        .expect("run");
+    }
+    m.observe(&Event::Anomaly(wsinspect::event::AnomalyEvent {
+        conn: 1,
+        ts: wsinspect::types::Ts(0),
+        dir: None,
+        kind: "wrong_accept",
+        detail: String::new(),
+    }));
+    m.capture_totals(1, 1, 1);
+    let mut names = std::collections::BTreeSet::new();
+    for line in m.render().lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            for s in suffixes {
+                names.insert(format!("{name}{s}"));
+            }
+        }
+    }
+    assert!(names.contains("wsinspect_connections_open"), "{names:?}");
+    let dash: Value = serde_json::from_slice(
+        &std::fs::read(sample("../docs/dashboards/grafana-wsinspect.json")).expect("dashboard"),
+    )
+    .expect("dashboard is JSON");
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(at) = rest.find("wsinspect_") {
+                let tail = &rest[at..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                assert!(
+                    names.contains(name),
+                    "panel {}: {name} is not exposed",
+                    panel["title"]
+                );
+                used.insert(name.to_owned());
+                rest = &tail[end..];
+            }
+        }
+    }
+    assert!(
+        used.len() >= 10,
+        "the dashboard queries the metrics: {used:?}"
+    );
+}
