@@ -14,6 +14,7 @@ use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::text::TextSink;
 use wsinspect::pipeline::{self, CaptureSummary, EventSink};
+use wsinspect::tls::KeyLog;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FailOn {
@@ -39,6 +40,11 @@ enum Payloads {
 struct Cli {
     /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
     capture: PathBuf,
+
+    /// Decrypt wss:// (TLS) with this key log (SSLKEYLOGFILE / NSS format); keys embedded in a
+    /// pcapng (Decryption Secrets Blocks) are used without it.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    keylog: Option<PathBuf>,
 
     /// Write one JSON document (connections, then the capture summary).
     #[arg(long, conflicts_with = "ndjson", help_heading = "Output")]
@@ -141,6 +147,10 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
             Payloads::Full => PayloadMode::Full,
         },
         frames: cli.frames,
+        keylog: match &cli.keylog {
+            Some(path) => read_keylog(path)?,
+            None => KeyLog::default(),
+        },
     };
     let mut reader = CaptureReader::open(&cli.capture)?;
     let name = cli.capture.display().to_string();
@@ -173,6 +183,16 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
     } else {
         drive(&mut reader, &name, cfg, analysis, TextSink::new(out))
     }
+}
+
+/// The key log's secrets; a file without one usable line is an error, not silently no keys.
+fn read_keylog(path: &std::path::Path) -> Result<KeyLog> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut keylog = KeyLog::default();
+    if keylog.add(&text) == 0 {
+        anyhow::bail!("{} holds no TLS key log lines", path.display());
+    }
+    Ok(keylog)
 }
 
 fn drive<S: EventSink>(

@@ -1221,6 +1221,7 @@ mod tests {
         };
         let evs = vec![
             Event::ConnectionOpen(ConnectionOpen {
+                tls: None,
                 conn: 1,
                 ts: Ts(0),
                 client: "10.0.0.1:5000".into(),
@@ -1260,6 +1261,7 @@ mod tests {
             }),
         ];
         let end = ConnectionEnd {
+            tls: None,
             conn: 1,
             ts: rst.ts,
             client: "10.0.0.1:5000".into(),
