@@ -144,6 +144,11 @@ impl<S: EventSink> Pipeline<S> {
         }
     }
 
+    /// Adds TLS key log text (a pcapng Decryption Secrets Block) for the packets that follow.
+    pub fn add_secrets(&mut self, keylog: &[u8]) {
+        self.cfg.keylog.add(keylog);
+    }
+
     /// Feeds one captured packet.
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         let now = pkt.ts;
@@ -307,7 +312,14 @@ pub fn run_with<S: EventSink>(
     sink: S,
 ) -> Result<(S, CaptureSummary), Error> {
     let mut pipeline = Pipeline::new(cfg, AnalysisSink::new(sink, analysis));
-    while let Some(pkt) = reader.next_packet()? {
+    let mut secrets = Vec::new();
+    loop {
+        let pkt = reader.next_packet_and_secrets(&mut secrets)?;
+        if !secrets.is_empty() {
+            pipeline.add_secrets(&secrets);
+            secrets.clear();
+        }
+        let Some(pkt) = pkt else { break };
         pipeline.packet(&pkt)?;
     }
     let capture = CaptureSummary {
