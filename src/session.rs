@@ -326,7 +326,7 @@ impl Session {
             && self
                 .tls
                 .as_ref()
-                .is_some_and(|t| t.listed_without_plaintext())
+                .is_some_and(|t| t.listed_without_plaintext(self.server.port()))
         {
             self.recognise(ctx);
         }

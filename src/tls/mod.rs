@@ -301,11 +301,13 @@ impl TlsConn {
     }
 
     /// Whether the connection is listed without its plaintext: the ClientHello was seen, no
-    /// plaintext is coming (no keys, wrong keys, unsupported suite), and it may be WebSocket:
-    /// the client did not offer HTTP/2 (WebSocket clients offer no ALPN or only http/1.1), or
-    /// the server name looks like a WebSocket endpoint. With working keys the plaintext decides,
-    /// as for ws://.
-    pub fn listed_without_plaintext(&self) -> bool {
+    /// plaintext is coming (no keys, wrong keys, unsupported suite), and it looks like
+    /// WebSocket: the client offered exactly `http/1.1` by ALPN (browsers do for a WebSocket and
+    /// add `h2` for everything else), or offered no ALPN to a server port from 1024 up (library
+    /// clients send none; below 1024 are HTTPS and the other TLS services), or the server name
+    /// looks like a WebSocket endpoint. Keys that fail to authenticate list the connection
+    /// anyway: the key log claimed it. With working keys the plaintext decides, as for ws://.
+    pub fn listed_without_plaintext(&self, server_port: u16) -> bool {
         if !self.hello_seen
             || matches!(self.decryption, Decryption::Pending | Decryption::Decrypted)
         {
@@ -314,8 +316,12 @@ impl TlsConn {
         if self.decryption == Decryption::Failed {
             return true;
         }
-        let h2 = self.alpn_offered.iter().any(|p| p == "h2") || self.alpn.as_deref() == Some("h2");
-        !h2 || self.sni.as_deref().is_some_and(sni_looks_websocket)
+        let alpn_ws = match self.alpn_offered.as_slice() {
+            [] => server_port >= 1024,
+            [only] => only == "http/1.1",
+            _ => false,
+        };
+        alpn_ws || self.sni.as_deref().is_some_and(sni_looks_websocket)
     }
 
     /// Whether any record was decrypted.
