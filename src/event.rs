@@ -76,7 +76,7 @@ pub struct ConnectionOpen {
     pub syn_seen: bool,
     /// TLS facts known so far, for a wss:// (TLS) connection.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<crate::tls::TlsInfo>,
+    pub tls: Option<Box<crate::tls::TlsInfo>>,
 }
 
 /// The upgrade as both sides saw it.

@@ -289,7 +289,7 @@ impl Session {
             server: self.server.to_string(),
             handshake_seen: self.handshake_seen,
             syn_seen: self.syn_seen,
-            tls: self.tls.as_ref().map(|t| t.info([false; 2])),
+            tls: self.tls.as_ref().map(|t| Box::new(t.info([false; 2]))),
         }));
     }
 

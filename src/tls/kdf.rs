@@ -18,7 +18,7 @@ pub enum Hash {
 
 impl Hash {
     /// Output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
             Hash::Sha384 => 48,
@@ -65,7 +65,7 @@ pub fn tls13_key_iv(hash: Hash, secret: &[u8], key_len: usize) -> Option<(Vec<u8
 
 /// The traffic secret after a KeyUpdate.
 pub fn tls13_next_secret(hash: Hash, secret: &[u8]) -> Option<Vec<u8>> {
-    expand_label(hash, secret, "traffic upd", &[], hash.len())
+    expand_label(hash, secret, "traffic upd", &[], hash.output_len())
 }
 
 /// P_hash(secret, seed) cut to `len` bytes (RFC 5246 §5).

@@ -114,7 +114,7 @@ mod tests {
         );
         let mut log = KeyLog::default();
         assert_eq!(log.add(text.as_bytes()), 2);
-        let s = log.get(&[0xab; 32]).map(Clone::clone).unwrap_or_default();
+        let s = log.get(&[0xab; 32]).cloned().unwrap_or_default();
         assert_eq!(s.master.as_deref(), Some(&[2u8; 48][..]));
         assert_eq!(s.client_traffic.as_deref(), Some(&[1u8; 32][..]));
         assert!(s.server_traffic.is_none());
