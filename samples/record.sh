@@ -184,6 +184,9 @@ run_client() {
     node) node $(node_tls "$name" client) "$PEERS/node_client.js" "${tls_args[@]}" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
     python) "$PY" "$PEERS/py_client.py" "${tls_args[@]}" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
     chromium) run_chromium "$name" "$port" ;;
+    # Both openssl peers (TLS 1.3 KeyUpdate): the driver runs them and writes their logs.
+    openssl) python3 "$PEERS/openssl_keyupdate.py" --scenario "$name" --port "$port" --host "$HOST" \
+               --tls "$WORK/tls" --logdir "$WORK" ;;
     *) die "unknown client $CLIENT" ;;
   esac
 }
@@ -232,10 +235,10 @@ record() {
             --log "$WORK/$name.server.json" --ready "$WORK/$name.ready" & ;;
     python) "$PY" "$PEERS/py_server.py" "${tls_args[@]}" --scenario "$name" --port "$server_port" --host "$HOST" \
             --log "$WORK/$name.server.json" --ready "$WORK/$name.ready" & ;;
-    none) ;;  # e.g. a proxy whose backend is down
+    none | openssl) ;;  # a proxy whose backend is down; openssl: started with the client
     *) die "unknown server $SERVER" ;;
   esac
-  if [[ "$SERVER" != none ]]; then
+  if [[ "$SERVER" != none && "$SERVER" != openssl ]]; then
     server_pid=$!
     PIDS+=("$server_pid")
     wait_for "$WORK/$name.ready"

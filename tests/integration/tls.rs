@@ -105,7 +105,37 @@ const WITHOUT_KEYS: &[(&str, &str, &str)] = &[
         "fin_without_close",
         "server",
     ),
+    ("wss-openssl-tls13-keyupdate", "tls_close", "client"),
 ];
+
+#[test]
+fn key_updates_keep_decrypting_both_ways() {
+    let truth: Value = serde_json::from_slice(
+        &std::fs::read(sample("wss-openssl-tls13-keyupdate.truth.json")).unwrap(),
+    )
+    .unwrap();
+    let c = the_connection(&truth_doc(&truth), "keyupdate");
+    // The server's update with update_requested, the client's answer, the client's own.
+    assert_eq!(c["tls"]["key_updates"], 3);
+    let texts: Vec<String> = c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| String::from_utf8_lossy(&payload_bytes(m)).into_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "before update",
+            "server before",
+            "after update",
+            "server after",
+            "after second update",
+            "server last"
+        ]
+    );
+    assert_eq!(c["diagnosis"]["kind"], "clean_close");
+}
 
 #[test]
 fn without_keys_each_connection_gets_the_tls_level_diagnosis() {
