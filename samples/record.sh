@@ -12,13 +12,22 @@
 # NAME.truth.json. Output: samples/NAME.pcap + samples/NAME.truth.json.
 #
 # Needs: root (for tcpdump), Node.js >= 18 with npm, Python >= 3.9, and the
-# Debian packages `tcpdump nginx` (`chromium` optionally, for the
-# chromium-client scenario). Peer libraries are pinned in
+# Debian packages `tcpdump nginx openssl tshark` (`chromium` optionally, for
+# the chromium-client scenario; tshark's editcap for the wss DSB sample). Peer libraries are pinned in
 # peers/package-lock.json and peers/requirements.txt and installed on first
 # use (npm ci into peers/node_modules, pip into peers/.venv).
 #
 # Only loopback addresses (127.0.0.1, ::1) are used; every scenario has its
 # own ports.
+#
+# wss scenarios (a "tls" block in scenarios.json) run the same peers over
+# TLS with a self-signed certificate made here by openssl for this run only.
+# Both peers write their session secrets in the NSS key log format (Node:
+# --tls-keylog; Python: SSLContext.keylog_filename, what SSLKEYLOGFILE sets);
+# they are merged into samples/NAME.keys. These are throwaway keys of a
+# loopback session, committed so that tests can decrypt the capture. A
+# scenario with "dsb": true also gets NAME.dsb.pcapng, the capture with its
+# keys embedded as a pcapng Decryption Secrets Block (editcap --inject-secrets).
 
 set -euo pipefail
 
@@ -72,6 +81,8 @@ v = {
     "CLIENT": sc["client"]["impl"],
     "BACKEND": proxy.get("backend_port", ""),
     "READ_TIMEOUT": proxy.get("read_timeout", "60s"),
+    "TLS": "1" if sc.get("tls") else "",
+    "DSB": "1" if sc.get("dsb") else "",
 }
 for k, x in v.items():
     print(f"{k}={shlex.quote(str(x))}")
@@ -145,12 +156,37 @@ EOF
   wait_for "$dir/nginx.pid"
 }
 
+# A self-signed certificate for localhost / 127.0.0.1, made once per run.
+make_cert() {
+  [[ -e "$WORK/tls/cert.pem" ]] && return 0
+  command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
+  mkdir -p "$WORK/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+}
+
+# Extra peer arguments for a wss scenario: the certificate and where this
+# peer writes its key log (ROLE = client or server).
+node_tls() { [[ -n "$TLS" ]] && printf -- '--tls-keylog=%s' "$WORK/$1.$2.keys"; return 0; }
+peer_tls() {
+  if [[ -n "$TLS" ]]; then
+    printf -- '--tls\n%s\n' "$WORK/tls"
+    [[ "$3" == python ]] && printf -- '--keylog\n%s\n' "$WORK/$1.$2.keys"
+  fi
+  return 0
+}
+
 run_client() {
-  local name=$1 port=$2
+  local name=$1 port=$2 tls_args
+  mapfile -t tls_args < <(peer_tls "$name" client "$CLIENT")
   case "$CLIENT" in
-    node) node "$PEERS/node_client.js" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
-    python) "$PY" "$PEERS/py_client.py" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
+    node) node $(node_tls "$name" client) "$PEERS/node_client.js" "${tls_args[@]}" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
+    python) "$PY" "$PEERS/py_client.py" "${tls_args[@]}" --scenario "$name" --port "$port" --host "$HOST" --log "$WORK/$name.client.json" ;;
     chromium) run_chromium "$name" "$port" ;;
+    # Both openssl peers (TLS 1.3 KeyUpdate): the driver runs them and writes their logs.
+    openssl) python3 "$PEERS/openssl_keyupdate.py" --scenario "$name" --port "$port" --host "$HOST" \
+               --tls "$WORK/tls" --logdir "$WORK" ;;
     *) die "unknown client $CLIENT" ;;
   esac
 }
@@ -179,7 +215,7 @@ record() {
   log "$name (port $PORT${BACKEND:+ -> $BACKEND}, $IFACE)"
   local pcap=$HERE/$name.pcap filter="tcp port $PORT"
   [[ -n "$BACKEND" ]] && filter="$filter or tcp port $BACKEND"
-  rm -f "$pcap" "$HERE/$name.truth.json" "$WORK/$name".*
+  rm -f "$pcap" "$HERE/$name.truth.json" "$HERE/$name.keys" "$HERE/$name.dsb.pcapng" "$WORK/$name".*
 
   # 1. capture, and wait until tcpdump really listens. --immediate-mode:
   # without it libpcap hands packets over in ring-buffer blocks (up to 1 s
@@ -191,16 +227,18 @@ record() {
   wait_for "$WORK/$name.tcpdump.log" "listening on"
 
   # 2. server (on the backend port when there is a proxy), then proxy
-  local server_port=${BACKEND:-$PORT} server_pid=""
+  local server_port=${BACKEND:-$PORT} server_pid="" tls_args
+  [[ -n "$TLS" ]] && make_cert
+  mapfile -t tls_args < <(peer_tls "$name" server "$SERVER")
   case "$SERVER" in
-    node) node "$PEERS/node_server.js" --scenario "$name" --port "$server_port" --host "$HOST" \
+    node) node $(node_tls "$name" server) "$PEERS/node_server.js" "${tls_args[@]}" --scenario "$name" --port "$server_port" --host "$HOST" \
             --log "$WORK/$name.server.json" --ready "$WORK/$name.ready" & ;;
-    python) "$PY" "$PEERS/py_server.py" --scenario "$name" --port "$server_port" --host "$HOST" \
+    python) "$PY" "$PEERS/py_server.py" "${tls_args[@]}" --scenario "$name" --port "$server_port" --host "$HOST" \
             --log "$WORK/$name.server.json" --ready "$WORK/$name.ready" & ;;
-    none) ;;  # e.g. a proxy whose backend is down
+    none | openssl) ;;  # a proxy whose backend is down; openssl: started with the client
     *) die "unknown server $SERVER" ;;
   esac
-  if [[ "$SERVER" != none ]]; then
+  if [[ "$SERVER" != none && "$SERVER" != openssl ]]; then
     server_pid=$!
     PIDS+=("$server_pid")
     wait_for "$WORK/$name.ready"
@@ -230,7 +268,17 @@ record() {
     log "  note: $(grep 'dropped by kernel' "$WORK/$name.tcpdump.log")"
   [[ $(stat -c %s "$pcap") -gt 24 ]] || die "$name: empty capture"
 
-  # 5. truth file from the peers' own logs, checked against the capture
+  # 5. wss: the peers' key logs, merged (both sides log the same secrets);
+  # optionally the capture again with the keys embedded
+  if [[ -n "$TLS" ]]; then
+    cat "$WORK/$name".*.keys | grep -v '^#' | sort -u >"$HERE/$name.keys"
+    [[ -s "$HERE/$name.keys" ]] || die "$name: the peers wrote no key log"
+    if [[ -n "$DSB" ]]; then
+      editcap --inject-secrets "tls,$HERE/$name.keys" "$pcap" "$HERE/$name.dsb.pcapng"
+    fi
+  fi
+
+  # 6. truth file from the peers' own logs, checked against the capture
   "$PY" "$PEERS/merge_truth.py" "$name" "$WORK" "$HERE"
   "$PY" "$PEERS/verify.py" "$HERE/$name.truth.json" >&2 || die "$name: capture and truth disagree"
   log "  -> $(basename "$pcap") ($(stat -c %s "$pcap") bytes), $name.truth.json"

@@ -57,4 +57,6 @@ pub struct Config {
     pub payloads: PayloadMode,
     /// Whether to emit one event per frame.
     pub frames: bool,
+    /// TLS session secrets (`--keylog`, pcapng Decryption Secrets Blocks) for wss:// decryption.
+    pub keylog: crate::tls::KeyLog,
 }

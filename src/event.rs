@@ -74,6 +74,9 @@ pub struct ConnectionOpen {
     pub handshake_seen: bool,
     /// Whether the TCP SYN was in the capture.
     pub syn_seen: bool,
+    /// TLS facts known so far, for a wss:// (TLS) connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<crate::tls::TlsInfo>>,
 }
 
 /// The upgrade as both sides saw it.
@@ -423,6 +426,9 @@ pub struct ConnectionEnd {
     pub tcp: TcpSummary,
     /// Anomalies recorded.
     pub anomaly_count: u64,
+    /// TLS facts, for a wss:// (TLS) connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsInfo>,
     /// How and why it ended (filled by the analysis stage; `None` before it runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<crate::analysis::Diagnosis>,

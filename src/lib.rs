@@ -12,6 +12,7 @@ pub mod output;
 pub mod pipeline;
 pub mod session;
 pub mod tcp;
+pub mod tls;
 pub mod types;
 pub mod ws;
 

@@ -18,6 +18,7 @@ use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
 use wsinspect::pipeline::{self, CaptureSummary, EventSink, Progress};
+use wsinspect::tls::KeyLog;
 use wsinspect::types::Ts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -60,6 +61,8 @@ Examples:
     wsinspect capture.pcap --json --pretty --conn 3
   Fail a CI job when any connection ended abnormally:
     wsinspect capture.pcap --fail-on abnormal
+  Decrypt wss:// with the key log a browser or Node wrote (SSLKEYLOGFILE, --tls-keylog):
+    wsinspect capture.pcapng --keylog keys.log
   Name the proxy timeouts on the path, so verdicts can cite them:
     wsinspect capture.pcap --timeout nginx=60s --timeout aws-alb=350s
 
@@ -83,6 +86,11 @@ struct Cli {
     /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
     #[arg(help_heading = "Input")]
     capture: Option<PathBuf>,
+
+    /// Decrypt wss:// (TLS) with this key log (SSLKEYLOGFILE / NSS format); keys embedded in a
+    /// pcapng (Decryption Secrets Blocks) are used without it.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    keylog: Option<PathBuf>,
 
     /// Write one JSON document (connections, then the capture summary).
     #[arg(long, conflicts_with = "ndjson", help_heading = "Output")]
@@ -252,7 +260,7 @@ fn run(cli: Cli) -> Result<Option<CaptureSummary>> {
     read_file(&cli, &capture).map(Some)
 }
 
-fn config(cli: &Cli) -> Config {
+fn config(cli: &Cli) -> Result<Config> {
     let limits = Limits {
         max_message_bytes: cli.max_message_bytes,
         max_frame_bytes: cli.max_frame_bytes,
@@ -260,7 +268,7 @@ fn config(cli: &Cli) -> Config {
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
         ..Limits::default()
     };
-    Config {
+    Ok(Config {
         limits,
         payloads: match cli.payloads {
             Payloads::None => PayloadMode::None,
@@ -268,7 +276,11 @@ fn config(cli: &Cli) -> Config {
             Payloads::Full => PayloadMode::Full,
         },
         frames: cli.frames,
-    }
+        keylog: match &cli.keylog {
+            Some(path) => read_keylog(path)?,
+            None => KeyLog::default(),
+        },
+    })
 }
 
 /// `--since`/`--until`: an RFC 3339 time, or a duration after the capture's first packet.
@@ -316,7 +328,7 @@ fn selection(cli: &Cli, capture: &Path) -> Result<Selection> {
 
 fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
-    let cfg = config(cli);
+    let cfg = config(cli)?;
     let sel = selection(cli, capture)?;
     let mut reader = CaptureReader::open(capture)?;
     let name = capture.display().to_string();
@@ -360,6 +372,16 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
         eprintln!("wsinspect: warning: {name} is truncated; analysed everything before the cut");
     }
     Ok(summary)
+}
+
+/// The key log's secrets; a file without one usable line is an error, not silently no keys.
+fn read_keylog(path: &Path) -> Result<KeyLog> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut keylog = KeyLog::default();
+    if keylog.add(&text) == 0 {
+        bail!("{} holds no TLS key log lines", path.display());
+    }
+    Ok(keylog)
 }
 
 /// A bar on standard error while a file is read, when a person is watching it.

@@ -147,6 +147,11 @@ impl<S: EventSink> Pipeline<S> {
         }
     }
 
+    /// Adds TLS key log text (a pcapng Decryption Secrets Block) for the packets that follow.
+    pub fn add_secrets(&mut self, keylog: &[u8]) {
+        self.cfg.keylog.add(keylog);
+    }
+
     /// Feeds one captured packet.
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         let now = pkt.ts;
@@ -338,7 +343,14 @@ pub fn run_observed<S: EventSink>(
 ) -> Result<(S, CaptureSummary), Error> {
     let mut pipeline = Pipeline::new(cfg, AnalysisSink::new(sink, analysis));
     let mut packets = 0u64;
-    while let Some(pkt) = reader.next_packet()? {
+    let mut secrets = Vec::new();
+    loop {
+        let pkt = reader.next_packet_and_secrets(&mut secrets)?;
+        if !secrets.is_empty() {
+            pipeline.add_secrets(&secrets);
+            secrets.clear();
+        }
+        let Some(pkt) = pkt else { break };
         pipeline.packet(&pkt)?;
         packets += 1;
         if packets.is_multiple_of(PROGRESS_EVERY) {

@@ -5,6 +5,10 @@
 //!
 //! Directions here are the application's: the client is whoever sent the upgrade request (or
 //! masked frames), which is not always the side TCP guessed from ports.
+//!
+//! A connection that opens with a TLS ClientHello (wss://) goes through its [`tls::TlsConn`]
+//! first: decrypted bytes then take the same path as a ws:// stream, and without plaintext the
+//! connection is still listed, by the TLS layer's rule, with its TLS facts.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -19,6 +23,7 @@ use crate::event::{
 };
 use crate::http::{self, BodyFraming, BodySkipper, Parsed, Request, Response};
 use crate::tcp::{StreamEvent, TcpStats};
+use crate::tls::{self, TlsConn};
 use crate::types::{Dir, Ts};
 use crate::ws::coding;
 use crate::ws::decoder::{FrameDecoder, FrameEvent as DecoderEvent};
@@ -102,6 +107,8 @@ pub struct Session {
     rsts: Vec<TcpMark>,
     gaps: Vec<GapMark>,
     anomalies: u64,
+    /// TLS state of a wss:// connection.
+    tls: Option<Box<TlsConn>>,
 }
 
 /// What the session needs from its surroundings for one call.
@@ -143,6 +150,7 @@ impl Session {
             rsts: Vec::new(),
             gaps: Vec::new(),
             anomalies: 0,
+            tls: None,
         }
     }
 
@@ -170,8 +178,24 @@ impl Session {
     pub fn stream_event(&mut self, ev: StreamEvent<'_>, ctx: &mut Ctx<'_>) {
         match ev {
             StreamEvent::Syn { .. } => {}
-            StreamEvent::Data { dir, ts, bytes } => self.data(dir, ts, bytes, ctx),
-            StreamEvent::Gap { dir, ts, len } => self.gap(dir, ts, len, ctx),
+            StreamEvent::Data { dir, ts, bytes } => {
+                if self.tls.is_some()
+                    || (matches!(self.phase, Phase::Start) && tls::looks_like_client_hello(bytes))
+                {
+                    self.tls_data(dir, ts, bytes, ctx)
+                } else {
+                    self.data(dir, ts, bytes, ctx)
+                }
+            }
+            StreamEvent::Gap { dir, ts, len } => {
+                let app_dir = self.app_dir(dir);
+                if let Some(t) = self.tls.as_mut() {
+                    let mut out = tls::Output::default();
+                    t.gap(app_dir, len, &mut out);
+                    self.tls_output(app_dir, ts, out, ctx);
+                }
+                self.gap(dir, ts, len, ctx)
+            }
             StreamEvent::Fin {
                 dir,
                 ts,
@@ -265,7 +289,51 @@ impl Session {
             server: self.server.to_string(),
             handshake_seen: self.handshake_seen,
             syn_seen: self.syn_seen,
+            tls: self.tls.as_ref().map(|t| Box::new(t.info([false; 2]))),
         }));
+    }
+
+    /// wss://: runs a TLS connection's bytes through its TLS state; the plaintext (when the key
+    /// log decrypts it) goes on as a ws:// stream's bytes would.
+    fn tls_data(&mut self, tcp_dir: Dir, ts: Ts, bytes: &[u8], ctx: &mut Ctx<'_>) {
+        if self.tls.is_none() {
+            // The ClientHello's sender is the client.
+            if !self.orient(tcp_dir, true) {
+                self.phase = Phase::Ignored;
+                return;
+            }
+            self.tls = Some(Box::default());
+        }
+        if matches!(self.phase, Phase::Ignored) && self.conn.is_none() {
+            // Decrypted and not WebSocket: nothing more to learn.
+            return;
+        }
+        let dir = self.app_dir(tcp_dir);
+        let mut out = tls::Output::default();
+        if let Some(t) = self.tls.as_mut() {
+            t.push(dir, ts, bytes, &ctx.cfg.keylog, &mut out);
+        }
+        let plain = self.tls_output(dir, ts, out, ctx);
+        if !plain.is_empty() {
+            self.data(tcp_dir, ts, &plain, ctx);
+        }
+    }
+
+    /// Lists the connection when the TLS layer says so, reports its anomalies, and gives back
+    /// the plaintext.
+    fn tls_output(&mut self, dir: Dir, ts: Ts, out: tls::Output, ctx: &mut Ctx<'_>) -> Vec<u8> {
+        if self.conn.is_none()
+            && self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.listed_without_plaintext(self.server.port()))
+        {
+            self.recognise(ctx);
+        }
+        for (kind, detail) in out.anomalies {
+            self.anomaly(ts, Some(dir), kind, detail, ctx);
+        }
+        out.plain
     }
 
     fn flip(&mut self) {
@@ -986,6 +1054,9 @@ impl Session {
     /// The connection is over (or the capture is): its summary, if it was WebSocket.
     pub fn end(&mut self, ts: Ts, ended_by: &'static str, tcp: &TcpStats) -> Option<ConnectionEnd> {
         let conn = self.conn?;
+        let ended =
+            [Dir::C2s, Dir::S2c].map(|d| self.fins.iter().chain(&self.rsts).any(|m| m.dir == d));
+        let tls = self.tls.as_ref().map(|t| t.info(ended));
         // An upgrade request that never got an answer is still the connection's handshake.
         let unanswered = self.pending.iter_mut().rev().find_map(|p| p.upgrade.take());
         if let Some(upgrade) = unanswered {
@@ -1033,6 +1104,7 @@ impl Session {
                 ttl_s2c: ttl(s),
             },
             anomaly_count: self.anomalies,
+            tls,
             diagnosis: None,
         })
     }

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import os
+import ssl
 
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -244,9 +245,38 @@ async def run_connection(ws, rec, log, steps):
     await reader_task
 
 
+def tls_context(scenario, tls_dir, keylog, server):
+    """The ssl context of a wss scenario (None for ws): the run's self-signed
+    certificate, the scenario's TLS version and cipher preference (server
+    side), and the session secrets appended to `keylog` (NSS key log format,
+    as SSLKEYLOGFILE would)."""
+    settings = SCENARIOS[scenario].get("tls")
+    if not settings:
+        return None
+    if server:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{tls_dir}/cert.pem", f"{tls_dir}/key.pem")
+        version = getattr(ssl.TLSVersion, settings["version"].replace("TLSv1.", "TLSv1_"))
+        ctx.minimum_version = ctx.maximum_version = version
+        if settings.get("ciphers") and version == ssl.TLSVersion.TLSv1_2:
+            ctx.set_ciphers(settings["ciphers"])
+    else:
+        ctx = ssl.create_default_context(cafile=f"{tls_dir}/cert.pem")
+    ctx.keylog_filename = keylog
+    return ctx
+
+
+def tls_facts(ws):
+    """The negotiated TLS version and cipher suite, as this side saw them."""
+    obj = ws.transport.get_extra_info("ssl_object")
+    if obj is None:
+        return None
+    return {"version": obj.version(), "cipher": obj.cipher()[0]}
+
+
 def parse_args():
     p = argparse.ArgumentParser()
-    for a in ("scenario", "port", "host", "log", "ready"):
+    for a in ("scenario", "port", "host", "log", "ready", "tls", "keylog"):
         p.add_argument("--" + a)
     p.add_argument("--timeout", type=float, default=30)
     return p.parse_args()

@@ -81,6 +81,13 @@ def main(name, logdir, outdir):
             "backend_port": proxy["backend_port"],
             "note": "the proxy's own view is not logged: its side of each leg is null",
         }
+    if sc.get("tls"):
+        truth["tls"] = {
+            "keys": f"{name}.keys",
+            "note": "NSS key log written by the peers for this throwaway loopback session",
+        }
+        if sc.get("dsb"):
+            truth["tls"]["capture_with_secrets"] = f"{name}.dsb.pcapng"
     truth["connections"] = connections
     with open(os.path.join(outdir, f"{name}.truth.json"), "w", encoding="utf-8") as f:
         json.dump(truth, f, indent=2, ensure_ascii=False)

@@ -3,6 +3,7 @@
 //   node node_client.js --scenario NAME --port P --host H --log FILE
 // Runs scenario.client.connections one after the other.
 
+const fs = require('fs');
 const http = require('http');
 const net = require('net');
 const WebSocket = require('ws');
@@ -10,6 +11,7 @@ const { SCENARIOS, Log, handshakeFrom, track, runSteps, args } = require('./comm
 
 const a = args();
 const sc = SCENARIOS[a.scenario].client;
+const tlsSettings = SCENARIOS[a.scenario].tls;
 const log = new Log(a.log, 'client');
 const hostInUrl = a.host.includes(':') ? `[${a.host}]` : a.host;
 
@@ -39,6 +41,10 @@ async function one(plan) {
     const got = await httpGet(opts.agent, plan.http_get_first);
     localPort = got.port;
     opts.http_before_upgrade = got.info;
+  } else if (tlsSettings) {
+    // wss: trust the run's self-signed certificate, name the host by SNI.
+    opts.ca = fs.readFileSync(a.tls + '/cert.pem');
+    opts.servername = 'localhost';
   } else {
     // Same as ws's default connector; we only note the local port, which
     // is needed even when the upgrade is rejected.
@@ -49,7 +55,8 @@ async function one(plan) {
       return s;
     };
   }
-  const ws = new WebSocket(`ws://${hostInUrl}:${a.port}${plan.path}`, plan.protocols || [], opts);
+  const scheme = tlsSettings ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${hostInUrl}:${a.port}${plan.path}`, plan.protocols || [], opts);
   const rec = log.record({ server_port: Number(a.port), ip: a.host, path: plan.path });
   if (opts.http_before_upgrade) rec.http_before_upgrade = opts.http_before_upgrade;
   const conn = track(ws, rec, log, { deflate: sc.perMessageDeflate });
@@ -62,6 +69,7 @@ async function one(plan) {
   const opened = await new Promise((resolve) => {
     ws.on('upgrade', (res) => {
       rec.client_port = res.socket.localPort;
+      if (tlsSettings) rec.tls = { version: res.socket.getProtocol(), cipher: res.socket.getCipher().standardName };
       rec.handshake = handshakeFrom(res.statusCode, (h) => res.headers[h]);
     });
     ws.on('open', () => resolve(true));

@@ -6,12 +6,16 @@
 // the process exits once all of them have ended.
 
 const http = require('http');
+const https = require('https');
 const fs = require('fs');
 const { WebSocketServer } = require('ws');
 const { SCENARIOS, Log, handshakeFrom, track, runSteps, args } = require('./common');
 
 const a = args();
 const sc = SCENARIOS[a.scenario].server;
+// wss scenarios: TLS settings of the server (versions, cipher preference) and
+// the certificate record.sh generated for this run (--tls DIR).
+const tlsSettings = SCENARIOS[a.scenario].tls;
 const log = new Log(a.log, 'server');
 const plans = sc.connections;
 let accepted = 0;
@@ -26,7 +30,7 @@ function done() {
 }
 
 // Plain HTTP requests (the keep-alive scenario, the browser page).
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   if (req.method === 'POST' && req.url === '/result') {
     // The browser page posts its own event log here (chromium scenario).
     let body = '';
@@ -47,7 +51,19 @@ const server = http.createServer((req, res) => {
   res.setHeader('Content-Type', 'text/plain');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);
-});
+};
+const server = tlsSettings
+  ? https.createServer(
+      {
+        key: fs.readFileSync(a.tls + '/key.pem'),
+        cert: fs.readFileSync(a.tls + '/cert.pem'),
+        minVersion: tlsSettings.version,
+        maxVersion: tlsSettings.version,
+        ...(tlsSettings.ciphers ? { ciphers: tlsSettings.ciphers } : {})
+      },
+      handler
+    )
+  : http.createServer(handler);
 server.keepAliveTimeout = 10000;
 
 const wss = new WebSocketServer({
@@ -99,6 +115,7 @@ wss.on('connection', async (ws, req) => {
     path: req.url,
     handshake: req.handshake
   });
+  if (sock.getProtocol) rec.tls = { version: sock.getProtocol(), cipher: sock.getCipher().standardName };
   const conn = track(ws, rec, log, { deflate: sc.perMessageDeflate });
   await runSteps(conn, req.plan.steps || []);
   if (!sc.page) done(); // with a page, the browser's POST ends the run

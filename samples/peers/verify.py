@@ -24,17 +24,28 @@ def tshark(*args):
     return subprocess.run(["tshark", *args], capture_output=True, text=True, check=True).stdout
 
 
-def streams(pcap):
-    """Yield (client_port, server_port, c2s_bytes, s2c_bytes) per TCP stream."""
+def streams(pcap, keys=None):
+    """Yield (client_port, server_port, c2s_bytes, s2c_bytes) per TCP stream.
+
+    With `keys` (an NSS key log), tshark decrypts TLS and the streams are the
+    TLS plaintext (`follow,tls`): an independent check of wsinspect's own
+    decryption."""
+    opts = ["-o", f"tls.keylog_file:{keys}"] if keys else []
+    follow = "tls" if keys else "tcp"
     ids = sorted({int(x) for x in tshark("-r", pcap, "-T", "fields", "-e", "tcp.stream").split()})
     for i in ids:
         out = tshark("-r", pcap, "-q", "-z", f"follow,tcp,raw,{i}")
         nodes = re.findall(r"^Node [01]: (.*):(\d+)$", out, re.M)
+        if keys:
+            out = tshark("-r", pcap, *opts, "-q", "-z", f"follow,{follow},raw,{i}")
         c2s, s2c = bytearray(), bytearray()
         body = out.split("\n")
         for line in body:
             if re.fullmatch(r"\t?[0-9a-f]+", line):
                 (s2c if line.startswith("\t") else c2s).extend(bytes.fromhex(line.strip()))
+        if keys and s2c.startswith(b"GET "):
+            # tshark's TLS follow does not number the nodes as its TCP follow does
+            c2s, s2c = s2c, c2s
         # Node 0 is the side that sent the first segment (the client).
         yield int(nodes[0][1]), int(nodes[1][1]), bytes(c2s), bytes(s2c)
 
@@ -141,9 +152,11 @@ def verify(truth_path):
     with open(truth_path, encoding="utf-8") as f:
         truth = json.load(f)
     pcap = os.path.join(os.path.dirname(truth_path), truth["capture"])
+    keys = truth.get("tls", {}).get("keys")
+    keys = keys and os.path.join(os.path.dirname(truth_path), keys)
     conns = {(c["client_port"], c["server_port"]): c for c in truth["connections"]}
     errors, seen = [], set()
-    for cport, sport, c2s, s2c in streams(pcap):
+    for cport, sport, c2s, s2c in streams(pcap, keys):
         conn = conns.get((cport, sport))
         if conn is None:
             if not c2s and not s2c:

@@ -11,6 +11,7 @@
 mod heartbeat;
 pub mod rfc;
 pub mod timeouts;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -96,6 +97,12 @@ pub enum TerminationKind {
     OpenAtCaptureEnd,
     /// Neither start nor end is in the capture.
     Unknown,
+    /// wss:// without plaintext: TLS close_notify both ways.
+    TlsClose,
+    /// wss:// without plaintext: close_notify from the side that ended it, FIN from the other.
+    TlsCloseOneWay,
+    /// wss:// without plaintext: a fatal TLS alert.
+    TlsFatalAlert,
 }
 
 impl TerminationKind {
@@ -111,6 +118,9 @@ impl TerminationKind {
             TerminationKind::HandshakeIncomplete => "handshake_incomplete",
             TerminationKind::OpenAtCaptureEnd => "open_at_capture_end",
             TerminationKind::Unknown => "unknown",
+            TerminationKind::TlsClose => "tls_close",
+            TerminationKind::TlsCloseOneWay => "tls_close_one_way",
+            TerminationKind::TlsFatalAlert => "tls_fatal_alert",
         }
     }
 
@@ -124,6 +134,8 @@ impl TerminationKind {
                 | TerminationKind::RstAfterClose
                 | TerminationKind::OpenAtCaptureEnd
                 | TerminationKind::Unknown
+                | TerminationKind::TlsClose
+                | TerminationKind::TlsCloseOneWay
         )
     }
 }
@@ -584,6 +596,14 @@ fn diagnose(
     link: Option<Link>,
     opts: &AnalysisOptions,
 ) -> Diagnosis {
+    // wss:// without plaintext: only TLS can tell how it ended.
+    if let Some(t) = end
+        .tls
+        .as_ref()
+        .filter(|t| !end.handshake_seen && t.decryption != "decrypted")
+    {
+        return tls::diagnose(end, t, opts);
+    }
     let rel = |ts: Ts| format!("+{:.3} s", ts.secs_since(end.start_ts));
     let mut ev: Vec<String> = Vec::new();
     let hs = end.handshake.as_ref();
@@ -1072,7 +1092,8 @@ fn diagnose(
                 secs(s)
             ))
         ),
-        K::Unknown => {
+        // Only TLS-level diagnoses (tls.rs) give these kinds.
+        K::Unknown | K::TlsClose | K::TlsCloseOneWay | K::TlsFatalAlert => {
             "The capture holds neither the start nor the end of this connection.".to_owned()
         }
     };
@@ -1113,7 +1134,10 @@ fn diagnose(
         was_clean,
         abnormal: kind.is_abnormal(),
         verdict,
-        evidence: ev,
+        evidence: match &end.tls {
+            Some(t) => ev.into_iter().chain(tls::evidence(end, t)).collect(),
+            None => ev,
+        },
         idle,
         heartbeat: hb,
         linked_leg,
@@ -1221,6 +1245,7 @@ mod tests {
         };
         let evs = vec![
             Event::ConnectionOpen(ConnectionOpen {
+                tls: None,
                 conn: 1,
                 ts: Ts(0),
                 client: "10.0.0.1:5000".into(),
@@ -1260,6 +1285,7 @@ mod tests {
             }),
         ];
         let end = ConnectionEnd {
+            tls: None,
             conn: 1,
             ts: rst.ts,
             client: "10.0.0.1:5000".into(),

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use pcap_parser::pcapng::SecretsType;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Block, PcapBlockOwned, PcapError};
 
@@ -91,6 +92,10 @@ pub struct Packet<'a> {
     /// The packet's length on the wire; larger than `data.len()` when snaplen cut it.
     pub origlen: u32,
 }
+
+/// TLS key log bytes kept from Decryption Secrets Blocks; a capture carrying more is not a
+/// capture of a few sessions but an attempt to exhaust memory.
+const MAX_SECRETS: usize = 16 << 20;
 
 /// Largest block or record the reader grows its buffer for. libpcap never writes packets larger
 /// than 256 KiB; pcapng blocks with big options stay far below this too.
@@ -199,6 +204,8 @@ struct State {
     record_header: usize,
     /// Byte order of the pcap file or the current pcapng section.
     big_endian: bool,
+    /// TLS key log text from Decryption Secrets Blocks, not yet handed out.
+    secrets: Vec<u8>,
 }
 
 impl State {
@@ -292,6 +299,15 @@ impl State {
                 let ns = i128::from(self.last_ts.0);
                 self.packet(iface, ns, spb.origlen, start(data), data.len())
             }
+            PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
+                if dsb.secrets_type == SecretsType::TlsKeyLog
+                    && self.secrets.len() + dsb.data.len() < MAX_SECRETS
+                {
+                    self.secrets.extend_from_slice(dsb.data);
+                    self.secrets.push(b'\n');
+                }
+                Step::Other
+            }
             PcapBlockOwned::NG(_) => Step::Other,
         }
     }
@@ -355,11 +371,23 @@ impl CaptureReader {
     /// and [`CaptureReader::truncated`] set; packets on unsupported interfaces are skipped and
     /// counted in [`CaptureReader::skipped_packets`].
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, Error> {
+        let mut ignored = Vec::new();
+        self.next_packet_and_secrets(&mut ignored)
+    }
+
+    /// [`CaptureReader::next_packet`], also appending to `secrets` the TLS key log text of any
+    /// Decryption Secrets Block read on the way (they precede the packets they decrypt).
+    pub fn next_packet_and_secrets(
+        &mut self,
+        secrets: &mut Vec<u8>,
+    ) -> Result<Option<Packet<'_>>, Error> {
         if self.pending != 0 {
             self.rdr.consume(self.pending);
             self.pending = 0;
         }
-        let Some(m) = self.advance(false)? else {
+        let next = self.advance(false);
+        secrets.append(&mut self.st.secrets);
+        let Some(m) = next? else {
             return Ok(None);
         };
         let data = self

@@ -63,6 +63,8 @@ struct ConnectionDoc<'a> {
     unmatched_pongs: &'a [PongEvent],
     close: &'a [CloseEvent],
     tcp: &'a TcpSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: &'a Option<crate::tls::TlsInfo>,
     anomalies: &'a [AnomalyEvent],
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: &'a Option<Diagnosis>,
@@ -138,6 +140,7 @@ impl<W: Write> JsonSink<W> {
             unmatched_pongs: &p.unmatched_pongs,
             close: &end.close,
             tcp: &end.tcp,
+            tls: &end.tls,
             anomalies: &p.anomalies,
             diagnosis: &end.diagnosis,
         };

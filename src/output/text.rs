@@ -160,6 +160,8 @@ impl<W: Write> TextSink<W> {
                     sanitize(h.reason.as_deref().unwrap_or(""), 40)
                 );
             }
+        } else if let Some(t) = &e.tls {
+            let _ = write!(head, "  wss, not decrypted ({})", t.decryption);
         } else {
             head.push_str("  (handshake not in capture)");
         }
@@ -252,6 +254,32 @@ impl<W: Write> TextSink<W> {
             tcp.push("no FIN or RST captured".into());
         }
         writeln!(self.out, "    tcp: {}", tcp.join(", "))?;
+        if let Some(t) = &e.tls {
+            let mut line = format!(
+                "    tls: {} {}",
+                t.version.unwrap_or("?"),
+                t.cipher_suite.as_deref().unwrap_or("?")
+            );
+            if let Some(n) = &t.sni {
+                let _ = write!(line, ", SNI {}", sanitize(n, 80));
+            }
+            if let Some(p) = &t.alpn {
+                let _ = write!(line, ", ALPN {}", sanitize(p, 20));
+            }
+            let _ = write!(
+                line,
+                ", {} / {} application bytes c2s / s2c, close_notify from {}",
+                format_bytes(t.c2s.app_bytes),
+                format_bytes(t.s2c.app_bytes),
+                match (t.c2s.close_notify, t.s2c.close_notify) {
+                    (true, true) => "both",
+                    (true, false) => "the client",
+                    (false, true) => "the server",
+                    (false, false) => "neither",
+                }
+            );
+            writeln!(self.out, "{line}")?;
+        }
         if !p.anomalies.is_empty() {
             let parts: Vec<String> = p
                 .anomalies

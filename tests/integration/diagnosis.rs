@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::util::{connections, corpus, doc, sample, truth_files, wsinspect};
+use crate::util::{connections, corpus, doc, sample, truth_doc, truth_files, wsinspect};
 
 fn diagnosis(conn: &Value) -> &Value {
     let d = &conn["diagnosis"];
@@ -35,7 +35,7 @@ fn by_port(conns: &[Value], port: u64) -> &Value {
 fn observed_codes_match_every_truth_file() {
     let mut checked = 0;
     for (scenario, t) in truth_files() {
-        let conns = connections(&doc(&sample(t["capture"].as_str().expect("capture"))));
+        let conns = connections(&truth_doc(&t));
         for tc in t["connections"].as_array().expect("connections") {
             let c = by_port(&conns, tc["client_port"].as_u64().expect("port"));
             let d = diagnosis(c);

@@ -9,4 +9,5 @@ mod diagnosis;
 mod metrics;
 mod robustness;
 mod samples;
+mod tls;
 mod util;

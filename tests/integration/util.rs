@@ -35,6 +35,21 @@ pub fn doc(path: &Path) -> Value {
     )
 }
 
+/// [`doc`] for a sample's truth file: a wss:// capture is decrypted with the key log its peers
+/// wrote (`tls.keys`).
+pub fn truth_doc(truth: &Value) -> Value {
+    let mut cfg = Config {
+        frames: true,
+        payloads: PayloadMode::Full,
+        ..Config::default()
+    };
+    if let Some(keys) = truth["tls"]["keys"].as_str() {
+        cfg.keylog
+            .add(&std::fs::read(sample(keys)).expect("the sample's key log"));
+    }
+    doc_with(&sample(truth["capture"].as_str().expect("capture")), cfg)
+}
+
 /// Same with a given configuration.
 pub fn doc_with(path: &Path, cfg: Config) -> Value {
     let mut reader =
