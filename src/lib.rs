@@ -10,8 +10,10 @@ pub mod http;
 pub mod net;
 pub mod output;
 pub mod pipeline;
+pub mod query;
 pub mod session;
 pub mod tcp;
+pub mod tui;
 pub mod types;
 pub mod ws;
 
