@@ -29,8 +29,7 @@ const KINDS: [TerminationKind; 9] = [
 ];
 
 /// The field names a term may start with, for error messages.
-pub const FIELDS: &str =
-    "code, kind, host, path, port, client, server, subprotocol, verdict";
+pub const FIELDS: &str = "code, kind, host, path, port, client, server, subprotocol, verdict";
 
 /// Why a query string is not a query.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -374,7 +373,10 @@ fn pred(body: &str) -> Result<Pred, QueryError> {
                 Some(k) => Pred::Kind(k),
                 None => {
                     let names: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
-                    return Err(bad("kind", &format!("expected one of {}", names.join(", "))));
+                    return Err(bad(
+                        "kind",
+                        &format!("expected one of {}", names.join(", ")),
+                    ));
                 }
             }
         }

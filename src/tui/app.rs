@@ -261,6 +261,7 @@ pub struct App {
     pub clipboard_out: Option<Vec<u8>>,
     /// The user asked to quit.
     pub quit: bool,
+    prompt_saved: String,
     jobs: Vec<Receiver<Result<PathBuf, String>>>,
     view_dirty: bool,
 }
@@ -302,6 +303,7 @@ impl App {
             status: None,
             clipboard_out: None,
             quit: false,
+            prompt_saved: String::new(),
             jobs: Vec::new(),
             view_dirty: false,
         }
@@ -413,10 +415,7 @@ impl App {
         if self.follow {
             self.conn_pos.sel = self.view.len().saturating_sub(1);
         } else if let Some(id) = keep
-            && let Some(p) = self
-                .view
-                .iter()
-                .position(|&i| self.model.conns[i].id == id)
+            && let Some(p) = self.view.iter().position(|&i| self.model.conns[i].id == id)
         {
             self.conn_pos.sel = p;
         }
@@ -450,21 +449,18 @@ impl App {
     }
 
     fn shown(&self, e: &Entry) -> bool {
-        if self.show_frames {
-            if !matches!(e.kind, Kind::Frame | Kind::Fin | Kind::Rst | Kind::Gap) {
-                if e.kind != Kind::Handshake && e.kind != Kind::Anomaly {
-                    return false;
-                }
-            } else if e.kind == Kind::Frame && self.hide_control && e.aux >= 8 {
-                return false;
+        let kind_ok = match e.kind {
+            // Opcodes 8 and up are control frames.
+            Kind::Frame => self.show_frames && !(self.hide_control && e.aux >= 8),
+            Kind::Text | Kind::Binary => !self.show_frames,
+            Kind::Ping | Kind::Pong | Kind::Close => !self.show_frames && !self.hide_control,
+            Kind::Handshake | Kind::Fin | Kind::Rst | Kind::Gap | Kind::Anomaly => true,
+        };
+        kind_ok
+            && match (self.dir_filter, e.dir) {
+                (Some(want), Some(d)) => want == d,
+                _ => true,
             }
-        } else if e.kind == Kind::Frame || (self.hide_control && e.kind.is_control()) {
-            return false;
-        }
-        match (self.dir_filter, e.dir) {
-            (Some(want), Some(d)) => want == d,
-            _ => true,
-        }
     }
 
     /// Adds rows for entries that arrived since the last call; silences become separators.
@@ -633,6 +629,7 @@ impl App {
                 self.clamp_all();
             }
             KeyCode::Char('/') => {
+                self.prompt_saved = self.query_text.clone();
                 self.prompt = match self.focus {
                     Focus::Conns => Prompt::Filter(self.query_text.clone()),
                     _ => Prompt::Search(String::new()),
@@ -650,10 +647,7 @@ impl App {
             }
             KeyCode::Char('f') => {
                 self.follow = !self.follow;
-                self.status = Some(format!(
-                    "follow {}",
-                    if self.follow { "on" } else { "off" }
-                ));
+                self.status = Some(format!("follow {}", if self.follow { "on" } else { "off" }));
                 if self.follow {
                     self.rebuild_view(None);
                     self.tl_pos.sel = self.rows.len().saturating_sub(1);
@@ -666,9 +660,8 @@ impl App {
                     self.show_frames = !self.show_frames;
                     self.retimeline();
                 } else {
-                    self.status = Some(
-                        "no frame events: start with --frames to list frames".to_owned(),
-                    );
+                    self.status =
+                        Some("no frame events: start with --frames to list frames".to_owned());
                 }
             }
             KeyCode::Char('c') => {
@@ -695,7 +688,11 @@ impl App {
         self.status = Some(format!(
             "sorted by {} {}",
             self.sort.name(),
-            if self.reverse { "descending" } else { "ascending" }
+            if self.reverse {
+                "descending"
+            } else {
+                "ascending"
+            }
         ));
     }
 
@@ -706,7 +703,14 @@ impl App {
             Prompt::None => return,
         };
         match k.code {
-            KeyCode::Esc => self.prompt = Prompt::None,
+            KeyCode::Esc => {
+                // Esc abandons the edit: the filter in force before the prompt comes back.
+                self.prompt = Prompt::None;
+                if filter {
+                    let saved = std::mem::take(&mut self.prompt_saved);
+                    self.apply_filter(&saved);
+                }
+            }
             KeyCode::Backspace => {
                 buf.pop();
                 if filter {
@@ -743,8 +747,7 @@ impl App {
                 self.query_error = None;
                 let keep = self.selected_conn().map(|c| c.id);
                 self.rebuild_view(keep);
-                if self.current.is_some_and(|c| !self.view.contains(&c)) || self.current.is_none()
-                {
+                if self.current.is_some_and(|c| !self.view.contains(&c)) || self.current.is_none() {
                     self.current = None;
                     self.open_selected();
                 }

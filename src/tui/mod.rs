@@ -22,7 +22,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent,
+};
 use ratatui::crossterm::execute;
 use thiserror::Error;
 
@@ -120,7 +122,9 @@ impl EventSink for ChannelSink {
         // first rows appear while a big file is still being read.
         let urgent = matches!(ev, Event::ConnectionOpen(_) | Event::ConnectionEnd(_));
         self.batch.push(ev);
-        if self.batch.len() >= BATCH || (urgent || self.sent.elapsed() >= BATCH_AGE) && self.sent.elapsed() >= BATCH_AGE / 4 {
+        if self.batch.len() >= BATCH
+            || (urgent || self.sent.elapsed() >= BATCH_AGE) && self.sent.elapsed() >= BATCH_AGE / 4
+        {
             self.flush()?;
         }
         Ok(())

@@ -243,9 +243,7 @@ impl Conn {
 
     /// A text an entry refers to.
     pub fn entry_text(&self, e: &Entry) -> Option<&str> {
-        self.texts
-            .get(usize::try_from(e.text).ok()?)
-            .map(|s| &**s)
+        self.texts.get(usize::try_from(e.text).ok()?).map(|s| &**s)
     }
 }
 
@@ -329,12 +327,8 @@ impl Model {
             && !self.index.contains_key(&id)
         {
             self.index.insert(id, self.conns.len());
-            self.conns.push(Conn::new(
-                id,
-                o.client.clone(),
-                o.server.clone(),
-                o.ts,
-            ));
+            self.conns
+                .push(Conn::new(id, o.client.clone(), o.server.clone(), o.ts));
         }
         let pos = match self.index.get(&id) {
             Some(&i) => i,
@@ -435,7 +429,11 @@ impl Model {
             }
             Event::Tcp(t) => {
                 c.last = c.last.max(t.ts);
-                let kind = if t.kind == "rst" { Kind::Rst } else { Kind::Fin };
+                let kind = if t.kind == "rst" {
+                    Kind::Rst
+                } else {
+                    Kind::Fin
+                };
                 let mut e = Entry::new(t.ts, kind, Some(t.dir));
                 e.aux = u32::from(t.ttl);
                 c.entries.push(e);
@@ -531,7 +529,11 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         // A million timeline entries must stay well under 100 MB.
-        assert!(std::mem::size_of::<Entry>() <= 56, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 56,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]

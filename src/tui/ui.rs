@@ -30,12 +30,21 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Tab  Shift-Tab", "next / previous pane"),
     ("Enter  → l", "open: connection → timeline → detail"),
     ("Esc  ← h", "back to the previous pane"),
-    ("/", "connections: filter (query language); timeline: payload regex"),
+    (
+        "/",
+        "connections: filter (query language); timeline: payload regex",
+    ),
     ("n N", "next / previous payload matching the regex"),
     ("s S", "sort by the next column / reverse the order"),
     ("t", "timeline: messages or frames (needs --frames)"),
-    ("c", "timeline: hide / show control frames (ping, pong, close)"),
-    ("> < =", "timeline: client→server only, server→client only, both"),
+    (
+        "c",
+        "timeline: hide / show control frames (ping, pong, close)",
+    ),
+    (
+        "> < =",
+        "timeline: client→server only, server→client only, both",
+    ),
     ("f", "follow: keep the newest connection and entry selected"),
     ("e", "export the selected connection as JSON to a file"),
     ("y", "copy the selected payload (OSC 52 terminal clipboard)"),
@@ -274,7 +283,10 @@ fn footer(f: &mut Frame<'_>, app: &App, r: Rect, th: Theme) {
                     th.dim(),
                 )];
                 if !app.query.is_empty() {
-                    v.push(Span::raw(format!("  filter: {}", clean(&app.query_text, 80))));
+                    v.push(Span::raw(format!(
+                        "  filter: {}",
+                        clean(&app.query_text, 80)
+                    )));
                 }
                 v.push(Span::raw(format!(
                     "  sort: {} {}",
@@ -490,7 +502,13 @@ fn preview(c: &Conn, e: &Entry, max: usize) -> String {
         // Line breaks and tabs read as spaces on one line; other controls are escaped.
         let one: String = s
             .chars()
-            .map(|ch| if matches!(ch, '\n' | '\r' | '\t') { ' ' } else { ch })
+            .map(|ch| {
+                if matches!(ch, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    ch
+                }
+            })
             .collect();
         clean(&one, max)
     } else {
@@ -533,7 +551,8 @@ fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'static> {
                         "{} {} → {} {}",
                         clean(h.method.as_deref().unwrap_or("?"), 10),
                         clean(h.path.as_deref().unwrap_or("?"), 80),
-                        h.status.map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+                        h.status
+                            .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
                         clean(h.reason.as_deref().unwrap_or(""), 40)
                     )
                 })
@@ -546,9 +565,17 @@ fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'static> {
                 let _ = write!(size, " ({} wire)", format_bytes(e.wire));
             }
             if e.flags & flag::NOT_COMPLETE != 0 {
-                let _ = write!(size, " [{}]", c.entry_text(e).map(|t| clean(t, 40)).unwrap_or_default());
+                let _ = write!(
+                    size,
+                    " [{}]",
+                    c.entry_text(e).map(|t| clean(t, 40)).unwrap_or_default()
+                );
             }
-            let label = if e.kind == Kind::Text { "text" } else { "binary" };
+            let label = if e.kind == Kind::Text {
+                "text"
+            } else {
+                "binary"
+            };
             let prev = preview(c, e, width.max(8));
             let style = if e.flags & flag::NOT_COMPLETE != 0 {
                 th.anomaly()
@@ -559,7 +586,15 @@ fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'static> {
         }
         Kind::Ping => (
             format!("ping #{}", e.aux),
-            format!("{}{}", format_bytes(e.len), if e.rtt_us == NONE { "  (no pong)".to_owned() } else { rtt(e) }),
+            format!(
+                "{}{}",
+                format_bytes(e.len),
+                if e.rtt_us == NONE {
+                    "  (no pong)".to_owned()
+                } else {
+                    rtt(e)
+                }
+            ),
             th.dim(),
         ),
         Kind::Pong => (
@@ -568,7 +603,15 @@ fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'static> {
             } else {
                 format!("pong #{}", e.aux)
             },
-            format!("{}{}", format_bytes(e.len), if e.aux == NONE { "  (unsolicited)".to_owned() } else { rtt(e) }),
+            format!(
+                "{}{}",
+                format_bytes(e.len),
+                if e.aux == NONE {
+                    "  (unsolicited)".to_owned()
+                } else {
+                    rtt(e)
+                }
+            ),
             th.dim(),
         ),
         Kind::Close => {
@@ -706,7 +749,7 @@ fn detail(f: &mut Frame<'_>, app: &App, r: Rect, th: Theme) {
 }
 
 fn help(f: &mut Frame<'_>, area: Rect, th: Theme) {
-    let w = area.width.min(76);
+    let w = area.width.min(96);
     let h = area.height.min(KEYS.len() as u16 + 4);
     if w < 4 || h < 3 {
         return;
@@ -746,7 +789,9 @@ pub fn close_meaning(code: u16) -> String {
         1003 => "unsupported data: a data type the endpoint cannot accept",
         1004 => "reserved, without a meaning",
         1005 => "no status: a close frame came without a code (never sent on the wire)",
-        1006 => "abnormal closure: the connection dropped without a close frame (never sent on the wire)",
+        1006 => {
+            "abnormal closure: the connection dropped without a close frame (never sent on the wire)"
+        }
         1007 => "invalid payload data, e.g. text that is not UTF-8",
         1008 => "policy violation",
         1009 => "message too big for the endpoint",
@@ -825,19 +870,26 @@ fn hex_dump(bytes: &[u8], out: &mut Vec<Line<'static>>) {
     }
 }
 
-fn payload_lines(c: &Conn, e: &Entry, out: &mut Vec<Line<'static>>, th: Theme) {
+fn payload_lines(c: &Conn, e: &Entry, out: &mut Vec<Line<'static>>, th: Theme, width: usize) {
     if e.flags & flag::DROPPED != 0 {
-        out.push(Line::styled(
-            "payload not kept: the UI's payload memory (--tui-memory) was spent.",
-            th.anomaly(),
-        ));
-        out.push(Line::raw(
+        let why = "payload not kept: the UI's payload memory (--tui-memory) was spent.";
+        for l in wrap(why, width, "") {
+            out.push(Line::styled(l, th.anomaly()));
+        }
+        for l in wrap(
             "Get every payload with: wsinspect FILE --json --payloads full",
-        ));
+            width,
+            "  ",
+        ) {
+            out.push(Line::raw(l));
+        }
         return;
     }
     let Some(p) = c.payload(e) else {
-        out.push(Line::styled("(no payload: the message was not decoded)", th.dim()));
+        out.push(Line::styled(
+            "(no payload: the message was not decoded)",
+            th.dim(),
+        ));
         return;
     };
     let shown = &p.bytes[..p.bytes.len().min(DETAIL_BYTES)];
@@ -877,9 +929,13 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
         out.push(Line::styled("no connection selected", th.dim()));
         return out;
     };
-    let width = usize::from(areas(Rect::new(0, 0, app.size.0, app.size.1), app).detail.width)
-        .saturating_sub(2)
-        .max(20);
+    let width = usize::from(
+        areas(Rect::new(0, 0, app.size.0, app.size.1), app)
+            .detail
+            .width,
+    )
+    .saturating_sub(2)
+    .max(20);
     let side = |d: Option<Dir>| match d {
         Some(Dir::C2s) => "client → server",
         Some(Dir::S2c) => "server → client",
@@ -891,7 +947,11 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
             Kind::Text | Kind::Binary => {
                 let mut head = format!(
                     "{} message, {} {}, {} decoded",
-                    if e.kind == Kind::Text { "text" } else { "binary" },
+                    if e.kind == Kind::Text {
+                        "text"
+                    } else {
+                        "binary"
+                    },
                     side(e.dir),
                     at,
                     format_bytes(e.len)
@@ -899,17 +959,28 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
                 if e.flags & flag::COMPRESSED != 0 {
                     let _ = write!(head, ", {} on the wire (compressed)", format_bytes(e.wire));
                 }
-                let _ = write!(head, ", {} frame{}", e.aux, if e.aux == 1 { "" } else { "s" });
+                let _ = write!(
+                    head,
+                    ", {} frame{}",
+                    e.aux,
+                    if e.aux == 1 { "" } else { "s" }
+                );
                 for l in wrap(&head, width, "  ") {
                     out.push(Line::styled(l, th.bold()));
                 }
                 if let Some(t) = c.entry_text(e) {
-                    out.push(Line::styled(format!("status: {}", clean(t, 200)), th.anomaly()));
+                    out.push(Line::styled(
+                        format!("status: {}", clean(t, 200)),
+                        th.anomaly(),
+                    ));
                 }
-                payload_lines(c, e, &mut out, th);
+                payload_lines(c, e, &mut out, th, width);
             }
             Kind::Close => {
-                out.push(Line::styled(format!("close frame, {} {at}", side(e.dir)), th.bold()));
+                out.push(Line::styled(
+                    format!("close frame, {} {at}", side(e.dir)),
+                    th.bold(),
+                ));
                 if e.aux == NONE {
                     out.push(Line::raw("no code (the peer reports 1005)"));
                 } else {
@@ -925,13 +996,22 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
             Kind::Ping | Kind::Pong => {
                 let what = if e.kind == Kind::Ping { "ping" } else { "pong" };
                 out.push(Line::styled(
-                    format!("{what}, {} {at}, {}{}", side(e.dir), format_bytes(e.len), rtt(e)),
+                    format!(
+                        "{what}, {} {at}, {}{}",
+                        side(e.dir),
+                        format_bytes(e.len),
+                        rtt(e)
+                    ),
                     th.bold(),
                 ));
             }
             Kind::Anomaly => {
                 out.push(Line::styled(format!("anomaly {at}"), th.anomaly()));
-                for l in wrap(&c.entry_text(e).map(|t| clean(t, 2000)).unwrap_or_default(), width, "  ") {
+                for l in wrap(
+                    &c.entry_text(e).map(|t| clean(t, 2000)).unwrap_or_default(),
+                    width,
+                    "  ",
+                ) {
                     out.push(Line::raw(l));
                 }
             }
@@ -942,7 +1022,11 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
         out.push(Line::default());
     }
     // The diagnosis.
-    match c.end.as_ref().and_then(|e| e.diagnosis.as_ref().map(|d| (e, d))) {
+    match c
+        .end
+        .as_ref()
+        .and_then(|e| e.diagnosis.as_ref().map(|d| (e, d)))
+    {
         Some((end, d)) => {
             let class = end.facts().class();
             out.push(Line::styled(
@@ -965,7 +1049,11 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
             }
             for cl in &end.close {
                 if let Some(code) = cl.code {
-                    let who = if cl.dir == Dir::C2s { "client" } else { "server" };
+                    let who = if cl.dir == Dir::C2s {
+                        "client"
+                    } else {
+                        "server"
+                    };
                     for l in wrap(&format!("{who} sent {}", close_meaning(code)), width, "  ") {
                         out.push(Line::raw(l));
                     }
@@ -994,7 +1082,10 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
             }
             match h.status {
                 Some(s) => out.push(Line::styled(
-                    format!("Response: {s} {}", clean(h.reason.as_deref().unwrap_or(""), 80)),
+                    format!(
+                        "Response: {s} {}",
+                        clean(h.reason.as_deref().unwrap_or(""), 80)
+                    ),
                     th.bold(),
                 )),
                 None => out.push(Line::styled("Response: none captured", th.anomaly())),
@@ -1003,7 +1094,10 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
                 out.push(Line::raw(format!("  {}: {}", clean(k, 60), clean(v, 400))));
             }
             if h.accept_valid == Some(false) {
-                out.push(Line::styled("Sec-WebSocket-Accept does not match the key", th.anomaly()));
+                out.push(Line::styled(
+                    "Sec-WebSocket-Accept does not match the key",
+                    th.anomaly(),
+                ));
             }
         }
         None => out.push(Line::styled("Handshake: not in the capture", th.dim())),
@@ -1025,7 +1119,10 @@ mod tests {
 
     #[test]
     fn clock_is_utc_time_of_day() {
-        assert_eq!(clock(Ts::from_parts(86_400 + 3_723, 4_000_000)), "01:02:03.004");
+        assert_eq!(
+            clock(Ts::from_parts(86_400 + 3_723, 4_000_000)),
+            "01:02:03.004"
+        );
     }
 
     #[test]

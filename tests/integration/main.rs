@@ -7,4 +7,5 @@ mod corpus;
 mod diagnosis;
 mod robustness;
 mod samples;
+mod tui;
 mod util;
