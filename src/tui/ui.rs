@@ -1033,12 +1033,15 @@ pub fn detail_lines(app: &App) -> Vec<Line<'static>> {
                 format!("Diagnosis: {} ({})", d.kind.as_str(), class.as_str()),
                 th.verdict(class),
             ));
-            out.push(Line::raw(format!(
+            let saw = format!(
                 "client saw {}, server saw {}; tracking ended: {}",
                 code(d.client_observed_code),
                 code(d.server_observed_code),
                 end.ended_by
-            )));
+            );
+            for l in wrap(&saw, width, "  ") {
+                out.push(Line::raw(l));
+            }
             for l in wrap(&clean(&d.verdict, 2000), width, "") {
                 out.push(Line::raw(l));
             }
