@@ -10,9 +10,11 @@ pub mod http;
 pub mod net;
 pub mod output;
 pub mod pipeline;
+pub mod query;
 pub mod session;
 pub mod tcp;
 pub mod tls;
+pub mod tui;
 pub mod types;
 pub mod ws;
 

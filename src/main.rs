@@ -112,6 +112,16 @@ struct Cli {
     #[arg(long, help_heading = "Output")]
     frames: bool,
 
+    /// Print the text summary instead of opening the terminal UI (the default when standard
+    /// output is a terminal and no other output is asked for).
+    #[arg(long, help_heading = "Output")]
+    no_tui: bool,
+
+    /// Payload bytes the terminal UI keeps for its detail pane; beyond it, payloads are counted
+    /// but not kept.
+    #[arg(long, value_name = "BYTES", default_value_t = wsinspect::tui::model::DEFAULT_PAYLOAD_BUDGET, help_heading = "Output")]
+    tui_memory: u64,
+
     /// Write to this file instead of standard output.
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     output: Option<PathBuf>,
@@ -330,6 +340,18 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
     let cfg = config(cli)?;
     let sel = selection(cli, capture)?;
+    let tui = !cli.no_tui
+        && !cli.json
+        && !cli.ndjson
+        && cli.output.is_none()
+        && capture != Path::new("-")
+        && io::stdout().is_terminal()
+        && io::stdin().is_terminal();
+    if tui {
+        let opts = wsinspect::tui::options_from_env(cli.tui_memory);
+        let summary = wsinspect::tui::run_file(capture, cfg, analysis, opts)?;
+        return Ok(summary.unwrap_or_default());
+    }
     let mut reader = CaptureReader::open(capture)?;
     let name = capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {

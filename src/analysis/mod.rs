@@ -106,6 +106,42 @@ pub enum TerminationKind {
 }
 
 impl TerminationKind {
+    /// Every kind, in declaration order (for checking user input such as `kind:` filters).
+    pub const ALL: [TerminationKind; 12] = [
+        TerminationKind::CleanClose,
+        TerminationKind::CloseUnanswered,
+        TerminationKind::FinWithoutClose,
+        TerminationKind::RstWithoutClose,
+        TerminationKind::RstAfterClose,
+        TerminationKind::RejectedUpgrade,
+        TerminationKind::HandshakeIncomplete,
+        TerminationKind::OpenAtCaptureEnd,
+        TerminationKind::Unknown,
+        TerminationKind::TlsClose,
+        TerminationKind::TlsCloseOneWay,
+        TerminationKind::TlsFatalAlert,
+    ];
+
+    /// Position in [`TerminationKind::ALL`]; exhaustive, so a new kind cannot be left out of it
+    /// unnoticed (the test below checks the two agree).
+    #[cfg(test)]
+    fn ordinal(self) -> usize {
+        match self {
+            TerminationKind::CleanClose => 0,
+            TerminationKind::CloseUnanswered => 1,
+            TerminationKind::FinWithoutClose => 2,
+            TerminationKind::RstWithoutClose => 3,
+            TerminationKind::RstAfterClose => 4,
+            TerminationKind::RejectedUpgrade => 5,
+            TerminationKind::HandshakeIncomplete => 6,
+            TerminationKind::OpenAtCaptureEnd => 7,
+            TerminationKind::Unknown => 8,
+            TerminationKind::TlsClose => 9,
+            TerminationKind::TlsCloseOneWay => 10,
+            TerminationKind::TlsFatalAlert => 11,
+        }
+    }
+
     /// The snake-case name used in every output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1225,6 +1261,13 @@ mod tests {
         ConnectionOpen, DirStats, Handshake, HandshakeEvent, MessageEvent, TcpEvent, TcpSummary,
         TtlRange,
     };
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        for (i, k) in TerminationKind::ALL.iter().enumerate() {
+            assert_eq!(k.ordinal(), i, "{}", k.as_str());
+        }
+    }
 
     const S: i64 = 1_000_000_000;
 

@@ -10,4 +10,5 @@ mod metrics;
 mod robustness;
 mod samples;
 mod tls;
+mod tui;
 mod util;
