@@ -18,6 +18,7 @@ use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
 use wsinspect::pipeline::{self, CaptureSummary, EventSink, Progress};
+use wsinspect::query::Query;
 use wsinspect::tls::KeyLog;
 use wsinspect::types::Ts;
 
@@ -139,6 +140,17 @@ struct Cli {
     /// No progress bar and no warnings on standard error (errors are still printed).
     #[arg(short, long, help_heading = "Output")]
     quiet: bool,
+
+    /// Only the connections matching EXPR, e.g. `code:1006`, `kind:rst_without_close`,
+    /// `host:example.com path:/chat -verdict:clean`, `anomaly`, `port:443` (terms are ANDed;
+    /// docs/query.md). In the terminal UI it is the starting filter.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        allow_hyphen_values = true,
+        help_heading = "Selection"
+    )]
+    filter: Option<String>,
 
     /// Only this connection (repeatable, or a comma-separated list of ids).
     #[arg(
@@ -332,7 +344,13 @@ fn selection(cli: &Cli, capture: &Path) -> Result<Selection> {
             .as_deref()
             .map(|a| parse_time(a, "--until", capture))
             .transpose()?,
-        predicate: None,
+        predicate: match &cli.filter {
+            Some(text) => {
+                let q = Query::parse(text).map_err(|e| anyhow!("--filter {text:?}: {e}"))?;
+                Some(Box::new(q))
+            }
+            None => None,
+        },
     })
 }
 
@@ -348,7 +366,8 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
         && io::stdout().is_terminal()
         && io::stdin().is_terminal();
     if tui {
-        let opts = wsinspect::tui::options_from_env(cli.tui_memory);
+        let mut opts = wsinspect::tui::options_from_env(cli.tui_memory);
+        opts.filter = cli.filter.clone().unwrap_or_default();
         let summary = wsinspect::tui::run_file(capture, cfg, analysis, opts)?;
         return Ok(summary.unwrap_or_default());
     }

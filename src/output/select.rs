@@ -12,6 +12,7 @@ use std::io;
 
 use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, Handshake};
 use crate::pipeline::{CaptureSummary, EventSink};
+use crate::query::{Facts, Pred, Query};
 use crate::types::Ts;
 
 /// What is known of a connection before it ends: enough for an early decision.
@@ -36,6 +37,50 @@ pub trait Predicate {
     fn early(&self, view: &EarlyView<'_>) -> Option<bool>;
     /// The answer for an ended connection (diagnosis attached).
     fn at_end(&self, end: &ConnectionEnd) -> bool;
+}
+
+/// The query language (`--filter`, the TUI's `/`): addresses are judged at once, handshake
+/// fields once the handshake is in, and the rest (codes, kinds, verdicts, free text) at the end.
+impl Predicate for Query {
+    fn early(&self, view: &EarlyView<'_>) -> Option<bool> {
+        let h = view.handshake;
+        let facts = Facts {
+            client: view.client,
+            server: view.server,
+            host: h.and_then(|h| h.host.as_deref()),
+            path: h.and_then(|h| h.path.as_deref()),
+            subprotocol: h.and_then(|h| h.subprotocol.as_deref()),
+            ..Facts::default()
+        };
+        let mut all_known = true;
+        for term in &self.terms {
+            let known = match term.pred {
+                Pred::Port(_) | Pred::Client(_) | Pred::Server(_) => true,
+                Pred::Host(_) | Pred::Path(_) | Pred::Subprotocol(_) => h.is_some(),
+                Pred::Code(_)
+                | Pred::Kind(_)
+                | Pred::Verdict(_)
+                | Pred::Anomaly
+                | Pred::Open
+                | Pred::Text(_) => false,
+            };
+            if !known {
+                all_known = false;
+                continue;
+            }
+            let one = Query {
+                terms: vec![term.clone()],
+            };
+            if !one.matches_facts(&facts) {
+                return Some(false);
+            }
+        }
+        all_known.then_some(true)
+    }
+
+    fn at_end(&self, end: &ConnectionEnd) -> bool {
+        self.matches(end)
+    }
 }
 
 /// The whole selection: every given rule must hold.

@@ -189,6 +189,8 @@ pub struct Options {
     pub export_dir: PathBuf,
     /// Payload bytes kept for the detail pane.
     pub payload_budget: u64,
+    /// The connection filter to start with (`--filter`), in the query language.
+    pub filter: String,
 }
 
 impl Default for Options {
@@ -198,6 +200,7 @@ impl Default for Options {
             clipboard: false,
             export_dir: PathBuf::from("."),
             payload_budget: super::model::DEFAULT_PAYLOAD_BUDGET,
+            filter: String::new(),
         }
     }
 }
@@ -270,7 +273,8 @@ impl App {
     /// An empty app for a source.
     pub fn new(source: SourceInfo, opts: Options) -> App {
         let follow = source.live;
-        App {
+        let filter = opts.filter.clone();
+        let mut app = App {
             model: Model::new(opts.payload_budget),
             progress: Progress {
                 total: source.total_bytes,
@@ -306,7 +310,11 @@ impl App {
             prompt_saved: String::new(),
             jobs: Vec::new(),
             view_dirty: false,
+        };
+        if !filter.is_empty() {
+            app.apply_filter(&filter);
         }
+        app
     }
 
     /// The connection under the list cursor.

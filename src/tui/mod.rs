@@ -219,6 +219,7 @@ pub fn options_from_env(payload_budget: u64) -> Options {
         clipboard: osc52_supported(),
         export_dir: PathBuf::from("."),
         payload_budget,
+        filter: String::new(),
     }
 }
 

@@ -246,3 +246,116 @@ fn usage_errors_exit_2() {
         assert!(!out.stderr.is_empty(), "{args:?} says why");
     }
 }
+
+/// The connections of a sample's full document that `keep` says yes to.
+fn expected_ids(file: &str, keep: impl Fn(&Value) -> bool) -> Vec<u64> {
+    let doc: Value = serde_json::from_str(&stdout(&[file, "--json"])).expect("JSON");
+    let mut ids: Vec<u64> = doc["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| keep(c))
+        .filter_map(|c| c["id"].as_u64())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn codes(c: &Value) -> Vec<u64> {
+    let d = &c["diagnosis"];
+    let mut out: Vec<u64> = c["close"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_u64())
+        .collect();
+    out.extend(d["client_observed_code"].as_u64());
+    out.extend(d["server_observed_code"].as_u64());
+    out
+}
+
+#[test]
+fn filter_selects_what_the_query_says_on_every_sample() {
+    let mut hits = 0;
+    for entry in std::fs::read_dir(sample("")).expect("samples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "pcap") {
+            continue;
+        }
+        let file = path.to_str().expect("path");
+        let cases: [(&str, Box<dyn Fn(&Value) -> bool>); 5] = [
+            ("code:1006", Box::new(|c: &Value| codes(c).contains(&1006))),
+            (
+                "kind:rst_without_close",
+                Box::new(|c: &Value| c["diagnosis"]["kind"] == "rst_without_close"),
+            ),
+            (
+                "-verdict:clean",
+                Box::new(|c: &Value| {
+                    c["diagnosis"]["abnormal"] == true
+                        || !c["anomalies"].as_array().is_none_or(Vec::is_empty)
+                }),
+            ),
+            (
+                "port:9112",
+                Box::new(|c: &Value| {
+                    [&c["client"], &c["server"]]
+                        .iter()
+                        .any(|a| a.as_str().is_some_and(|a| a.ends_with(":9112")))
+                }),
+            ),
+            (
+                "path:/",
+                Box::new(|c: &Value| {
+                    c["handshake"]["path"]
+                        .as_str()
+                        .is_some_and(|p| p.contains('/'))
+                }),
+            ),
+        ];
+        for (query, keep) in cases {
+            let want = expected_ids(file, keep);
+            let doc: Value =
+                serde_json::from_str(&stdout(&[file, "--json", "--filter", query])).expect("JSON");
+            assert_eq!(json_ids(&doc), want, "{file} --filter {query}");
+            assert_eq!(
+                doc["capture"]["selected"],
+                want.len(),
+                "{file} --filter {query}"
+            );
+            hits += want.len();
+            // NDJSON holds the same connections, each whole (open to end).
+            let lines = ndjson(&[file, "--ndjson", "--filter", query]);
+            let ends: Vec<u64> = lines
+                .iter()
+                .filter(|e| e["event"] == "connection_end")
+                .filter_map(|e| e["conn"].as_u64())
+                .collect();
+            let mut sorted = ends.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, want, "{file} --ndjson --filter {query}");
+            for id in &want {
+                assert!(
+                    lines
+                        .iter()
+                        .any(|e| e["event"] == "connection_open" && e["conn"] == *id),
+                    "{file} {query}: #{id} has its open"
+                );
+            }
+        }
+    }
+    assert!(
+        hits > 10,
+        "the queries select something across the samples ({hits})"
+    );
+}
+
+#[test]
+fn a_bad_filter_is_one_line_and_exit_2() {
+    let file = sample("node-basic.pcap");
+    let out = wsinspect(&[file.to_str().expect("path"), "--filter", "kind:sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("rst_without_close"), "lists the kinds: {err}");
+}
