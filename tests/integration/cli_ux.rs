@@ -274,6 +274,9 @@ fn codes(c: &Value) -> Vec<u64> {
     out
 }
 
+/// Which connections a query should keep, judged from the full document.
+type Keep = Box<dyn Fn(&Value) -> bool>;
+
 #[test]
 fn filter_selects_what_the_query_says_on_every_sample() {
     let mut hits = 0;
@@ -283,7 +286,7 @@ fn filter_selects_what_the_query_says_on_every_sample() {
             continue;
         }
         let file = path.to_str().expect("path");
-        let cases: [(&str, Box<dyn Fn(&Value) -> bool>); 5] = [
+        let cases: [(&str, Keep); 5] = [
             ("code:1006", Box::new(|c: &Value| codes(c).contains(&1006))),
             (
                 "kind:rst_without_close",
