@@ -38,7 +38,8 @@ enum Payloads {
 #[command(name = "wsinspect", version, about, max_term_width = 100)]
 struct Cli {
     /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
-    capture: PathBuf,
+    #[arg(required_unless_present_any = ["interface", "list_interfaces"], conflicts_with = "interface")]
+    capture: Option<PathBuf>,
 
     /// Write one JSON document (connections, then the capture summary).
     #[arg(long, conflicts_with = "ndjson", help_heading = "Output")]
@@ -92,6 +93,90 @@ struct Cli {
     /// Messages longer than this are flagged (ws `maxPayload`: a ws peer closes with 1009).
     #[arg(long, value_name = "BYTES", default_value_t = WS_MAX_PAYLOAD, help_heading = "Diagnosis")]
     max_payload: u64,
+
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// Live capture (`-i`); parsed in every build, so that a build without the `live` feature can
+/// say how to get it.
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// Capture on this interface instead of reading a file (`any`: every interface).
+    #[arg(short, long, value_name = "IFACE", help_heading = "Live capture")]
+    interface: Option<String>,
+
+    /// Only packets matching this BPF filter (tcpdump syntax), e.g. 'tcp port 8080'.
+    #[arg(
+        short = 'f',
+        long = "bpf",
+        value_name = "FILTER",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    bpf: Option<String>,
+
+    /// Also write the captured packets to this pcap file.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    write: Option<PathBuf>,
+
+    /// Stop after this long, e.g. `60s` or `2h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "interface", help_heading = "Live capture")]
+    duration: Option<std::time::Duration>,
+
+    /// Stop after this many packets.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    count: Option<u64>,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long, help_heading = "Live capture")]
+    list_interfaces: bool,
+
+    /// Kernel capture buffer, in bytes (libpcap's default otherwise).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    buffer_size: Option<i32>,
+
+    /// Bytes kept of each packet.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 262_144,
+        help_heading = "Live capture"
+    )]
+    snaplen: i32,
+
+    /// Once the interface is open, drop root privileges to this user (as tcpdump -Z).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    user: Option<String>,
+
+    /// How often an NDJSON `stats` line reports libpcap's counters (`0s`: only at the end).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s", help_heading = "Live capture")]
+    stats_interval: std::time::Duration,
+
+    /// A connection silent this long is ended and forgotten, e.g. `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h", help_heading = "Limits")]
+    idle_timeout: std::time::Duration,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +216,7 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
         max_frame_bytes: cli.max_frame_bytes,
         max_flows: cli.max_flows.max(1),
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
+        idle_timeout_ns: i64::try_from(cli.live.idle_timeout.as_nanos()).unwrap_or(i64::MAX),
         ..Limits::default()
     };
     let cfg = Config {
@@ -142,8 +228,11 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
         },
         frames: cli.frames,
     };
-    let mut reader = CaptureReader::open(&cli.capture)?;
-    let name = cli.capture.display().to_string();
+    let Some(capture) = &cli.capture else {
+        return live(cli, cfg, analysis);
+    };
+    let mut reader = CaptureReader::open(capture)?;
+    let name = capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -185,6 +274,86 @@ fn drive<S: EventSink>(
     let (_, summary) = pipeline::run_with(reader, name, cfg, analysis, sink)?;
     if summary.truncated {
         eprintln!("wsinspect: warning: {name} is truncated; analysed everything before the cut");
+    }
+    Ok(summary)
+}
+
+/// Lists interfaces or captures live; without the `live` feature, says how to build with it.
+#[cfg(not(feature = "live"))]
+fn live(_: &Cli, _: Config, _: AnalysisOptions) -> Result<CaptureSummary> {
+    anyhow::bail!(
+        "live capture is not in this build: install libpcap (Debian: apt-get install libpcap-dev), then build with `cargo build --release --features live`"
+    )
+}
+
+/// Lists interfaces, or captures on one until `--duration`, `--count`, Ctrl-C or SIGTERM.
+#[cfg(feature = "live")]
+fn live(cli: &Cli, cfg: Config, analysis: AnalysisOptions) -> Result<CaptureSummary> {
+    use wsinspect::capture::live::{self, LiveCapture, LiveOptions, LiveRun};
+
+    let args = &cli.live;
+    if args.list_interfaces {
+        let mut out = io::stdout().lock();
+        for iface in live::interfaces()? {
+            writeln!(out, "{iface}")?;
+        }
+        return Ok(CaptureSummary::default());
+    }
+    let Some(interface) = args.interface.clone() else {
+        anyhow::bail!("no capture file and no interface (-i) given");
+    };
+    let stop = live::stop_on_signals().context("cannot handle signals")?;
+    let mut cap = LiveCapture::open(&LiveOptions {
+        interface,
+        bpf: args.bpf.clone(),
+        snaplen: args.snaplen,
+        buffer_size: args.buffer_size,
+        ..LiveOptions::default()
+    })?;
+    // Files are created after root is gone, as tcpdump -Z does.
+    if let Some(user) = &args.user {
+        live::drop_privileges(user)?;
+    }
+    if let Some(path) = &args.write {
+        cap.write_to(path)?;
+    }
+    let out: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    let out = BufWriter::with_capacity(1 << 16, out);
+    let run = LiveRun {
+        duration: args.duration,
+        count: args.count,
+        stats_interval: Some(args.stats_interval),
+        stop,
+    };
+    eprintln!(
+        "wsinspect: capturing on {} (link type {}){}; Ctrl-C stops",
+        cap.interface(),
+        cap.linktype(),
+        args.bpf
+            .as_deref()
+            .map(|f| format!(", filter {f:?}"))
+            .unwrap_or_default()
+    );
+    let summary = if cli.json {
+        let sink = JsonSink::new(out, cli.frames, cli.pretty);
+        live::run(&mut cap, &run, cfg, analysis, sink)?.1
+    } else if cli.ndjson {
+        // Every line at once, whatever stdout is: live NDJSON feeds `tail -f` and log shippers.
+        live::run(&mut cap, &run, cfg, analysis, NdjsonSink::new(out, true))?.1
+    } else {
+        live::run(&mut cap, &run, cfg, analysis, TextSink::new(out))?.1
+    };
+    if let Some(s) = &summary.live {
+        eprintln!(
+            "wsinspect: {} packets analysed ({} bytes); {} received by filter, {} dropped by kernel, {} dropped by interface",
+            s.packets, s.bytes, s.received, s.dropped_kernel, s.dropped_interface
+        );
     }
     Ok(summary)
 }
