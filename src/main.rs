@@ -143,16 +143,13 @@ struct LiveArgs {
     #[arg(long, help_heading = "Live capture")]
     list_interfaces: bool,
 
-    /// Kernel capture buffer, in bytes (libpcap's default otherwise).
-    #[arg(
-        long,
-        value_name = "BYTES",
-        requires = "interface",
-        help_heading = "Live capture"
-    )]
-    buffer_size: Option<i32>,
+    /// Kernel capture buffer, in bytes: it holds about BYTES/snaplen packets while wsinspect is
+    /// busy (the defaults give 128).
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, help_heading = "Live capture")]
+    buffer_size: i32,
 
-    /// Bytes kept of each packet.
+    /// Bytes kept of each packet (the default keeps the 64 KiB segments of offloading NICs and
+    /// loopback whole).
     #[arg(
         long,
         value_name = "BYTES",

@@ -24,6 +24,13 @@ use crate::types::Ts;
 /// counters again. Short enough that `--duration`, Ctrl-C and stats are on time.
 const WAIT_MS: u16 = 100;
 
+/// Bytes kept of each packet: whole packets, even the 64 KiB ones that segmentation offload
+/// makes on loopback and GRO makes on a NIC.
+pub const DEFAULT_SNAPLEN: i32 = 262_144;
+
+/// Kernel ring size: 128 slots of [`DEFAULT_SNAPLEN`] (see [`LiveOptions::buffer_size`]).
+pub const DEFAULT_BUFFER_SIZE: i32 = 32 << 20;
+
 /// Why a live capture could not start or go on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -98,8 +105,13 @@ pub struct LiveOptions {
     pub bpf: Option<String>,
     /// Bytes kept of each packet.
     pub snaplen: i32,
-    /// Kernel buffer size in bytes (libpcap's default when `None`).
-    pub buffer_size: Option<i32>,
+    /// Kernel buffer size in bytes.
+    ///
+    /// In immediate mode libpcap gives the kernel a ring of fixed-size slots, each as large as
+    /// the snaplen (or the interface's MTU when smaller): the buffer divided by that is how many
+    /// packets the kernel holds while wsinspect is busy. libpcap's default, 2 MiB, is 8 slots
+    /// on `any` with a 256 KiB snaplen, which a burst overflows; the default here is 128.
+    pub buffer_size: i32,
     /// Put the interface in promiscuous mode (tcpdump's default).
     pub promisc: bool,
 }
@@ -109,8 +121,8 @@ impl Default for LiveOptions {
         LiveOptions {
             interface: "any".to_owned(),
             bpf: None,
-            snaplen: 262_144,
-            buffer_size: None,
+            snaplen: DEFAULT_SNAPLEN,
+            buffer_size: DEFAULT_BUFFER_SIZE,
             promisc: true,
         }
     }
@@ -210,15 +222,13 @@ impl LiveCapture {
             context: format!("{context} {iface}"),
             source,
         };
-        let mut inactive = Capture::from_device(iface.as_str())
+        let inactive = Capture::from_device(iface.as_str())
             .map_err(|e| pcap_err("cannot capture on", e))?
             .immediate_mode(true)
             .timeout(i32::from(WAIT_MS))
             .snaplen(opts.snaplen)
-            .promisc(opts.promisc);
-        if let Some(size) = opts.buffer_size {
-            inactive = inactive.buffer_size(size);
-        }
+            .promisc(opts.promisc)
+            .buffer_size(opts.buffer_size);
         let mut cap = inactive
             .open()
             .map_err(|e| open_error(iface, e, interfaces()))?;

@@ -5,6 +5,8 @@
 mod cli;
 mod corpus;
 mod diagnosis;
+#[cfg(feature = "live")]
+mod live;
 mod robustness;
 mod samples;
 mod util;
