@@ -321,7 +321,6 @@ fn live(cli: &Cli, cfg: Config, analysis: AnalysisOptions) -> Result<CaptureSumm
         ),
         None => Box::new(io::stdout().lock()),
     };
-    let out = BufWriter::with_capacity(1 << 16, out);
     let run = LiveRun {
         duration: args.duration,
         count: args.count,
@@ -338,18 +337,22 @@ fn live(cli: &Cli, cfg: Config, analysis: AnalysisOptions) -> Result<CaptureSumm
             .unwrap_or_default()
     );
     let summary = if cli.json {
+        let out = BufWriter::with_capacity(1 << 16, out);
         let sink = JsonSink::new(out, cli.frames, cli.pretty);
         live::run(&mut cap, &run, cfg, analysis, sink)?.1
     } else if cli.ndjson {
         // Every line at once, whatever stdout is: live NDJSON feeds `tail -f` and log shippers.
+        let out = BufWriter::with_capacity(1 << 16, out);
         live::run(&mut cap, &run, cfg, analysis, NdjsonSink::new(out, true))?.1
     } else {
+        // A person watching: each connection's block as soon as it ends.
+        let out = io::LineWriter::new(out);
         live::run(&mut cap, &run, cfg, analysis, TextSink::new(out))?.1
     };
     if let Some(s) = &summary.live {
         eprintln!(
-            "wsinspect: {} packets analysed ({} bytes); {} received by filter, {} dropped by kernel, {} dropped by interface",
-            s.packets, s.bytes, s.received, s.dropped_kernel, s.dropped_interface
+            "wsinspect: {} packets analysed ({} bytes) in {:.1} s; {} received by filter, {} dropped by kernel, {} dropped by interface",
+            s.packets, s.bytes, s.elapsed, s.received, s.dropped_kernel, s.dropped_interface
         );
     }
     Ok(summary)

@@ -84,15 +84,18 @@ pub enum LiveError {
         reason: String,
     },
     /// Any other libpcap failure.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Pcap {
         /// What was being done.
         context: String,
         /// libpcap's error.
         source: pcap::Error,
     },
+    /// Waiting for packets failed.
+    #[error("waiting for packets failed")]
+    Wait(#[source] io::Error),
     /// Writing the output failed.
-    #[error("write error: {0}")]
+    #[error("write error")]
     Output(#[from] io::Error),
 }
 
@@ -328,7 +331,7 @@ impl LiveCapture {
         let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(WAIT_MS)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(e) => Err(LiveError::Output(io::Error::from(e))),
+            Err(e) => Err(LiveError::Wait(io::Error::from(e))),
         }
     }
 
