@@ -31,12 +31,14 @@ if (!port || !conns || !size || !seconds) {
 }
 
 // Kept below this many bytes queued per socket, the sender never outruns the kernel.
-const HIGH_WATER = 1 << 20;
+const HIGH_WATER = 64 << 10;
 const payload = Buffer.alloc(size);
 for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
 
 const totals = { sent_messages: 0, sent_bytes: 0, received_messages: 0, received_bytes: 0 };
 let stopping = false;
+let opened = 0;
+const sockets = []; // both ends of every connection
 
 // Sends while the socket's queue is short; resumes when ws has flushed.
 function pump(ws) {
@@ -64,7 +66,11 @@ const wss = new WebSocket.Server({ host: '127.0.0.1', port, perMessageDeflate: d
   for (let i = 0; i < conns; i++) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/load/${i}`, { perMessageDeflate: deflate });
     count(ws);
-    ws.on('open', () => pump(ws));
+    sockets.push(ws);
+    ws.on('open', () => {
+      // Load starts once every connection is up: pumping starves the handshakes otherwise.
+      if (++opened === conns) for (const s of sockets) pump(s);
+    });
     ws.on('error', (e) => console.error('client:', e.message));
     clients.push(ws);
   }
@@ -89,7 +95,7 @@ const wss = new WebSocket.Server({ host: '127.0.0.1', port, perMessageDeflate: d
 });
 wss.on('connection', (ws) => {
   count(ws);
-  pump(ws);
+  sockets.push(ws);
 });
 
 // Never outlive the run by much.

@@ -341,9 +341,10 @@ fn live(cli: &Cli, cfg: Config, analysis: AnalysisOptions) -> Result<CaptureSumm
         let sink = JsonSink::new(out, cli.frames, cli.pretty);
         live::run(&mut cap, &run, cfg, analysis, sink)?.1
     } else if cli.ndjson {
-        // Every line at once, whatever stdout is: live NDJSON feeds `tail -f` and log shippers.
+        // Flushed whenever every waiting packet has been read (and every 50 ms under load), so
+        // `tail -f` and log shippers see each event at once without a write per event.
         let out = BufWriter::with_capacity(1 << 16, out);
-        live::run(&mut cap, &run, cfg, analysis, NdjsonSink::new(out, true))?.1
+        live::run(&mut cap, &run, cfg, analysis, NdjsonSink::new(out, false))?.1
     } else {
         // A person watching: each connection's block as soon as it ends.
         let out = io::LineWriter::new(out);

@@ -37,6 +37,11 @@ pub trait EventSink {
     fn stats(&mut self, _stats: &LiveStats) -> io::Result<()> {
         Ok(())
     }
+    /// Writes out what is buffered: a live capture calls this when it has read every packet
+    /// waiting, so a reader sees events at once without a write per event under load.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Collects events in memory (tests, small captures).
@@ -271,6 +276,12 @@ impl<S: EventSink> Pipeline<S> {
     /// TCP flows tracked.
     pub fn flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Writes out every event so far and asks the sink to flush its output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.sink.flush()
     }
 
     /// Hands a live capture's counters to the sink, after every event before them.

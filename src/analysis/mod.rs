@@ -1196,6 +1196,10 @@ impl<S: EventSink> EventSink for AnalysisSink<S> {
     fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
         self.inner.stats(stats)
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

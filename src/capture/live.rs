@@ -20,6 +20,9 @@ use crate::config::Config;
 use crate::pipeline::{CaptureSummary, EventSink, LiveStats, Pipeline};
 use crate::types::Ts;
 
+/// Under a steady stream of packets, output is still flushed this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 /// How long the loop waits for a packet before it looks at the clock, the stop flag and the
 /// counters again. Short enough that `--duration`, Ctrl-C and stats are on time.
 const WAIT_MS: u16 = 100;
@@ -479,6 +482,7 @@ pub fn run<S: EventSink>(
     let mut next_stats = interval.map(|i| started + i);
     let (mut packets, mut bytes) = (0u64, 0u64);
     let mut failed = None;
+    let mut flushed = Instant::now();
     loop {
         if run.stop.load(Ordering::Relaxed)
             || run.count.is_some_and(|c| packets >= c)
@@ -491,8 +495,17 @@ pub fn run<S: EventSink>(
                 packets += 1;
                 bytes += pkt.data.len() as u64;
                 pipeline.packet(&pkt)?;
+                if flushed.elapsed() >= FLUSH_EVERY {
+                    pipeline.flush()?;
+                    flushed = Instant::now();
+                }
             }
-            Ok(None) => pipeline.tick(wall_clock())?,
+            Ok(None) => {
+                // Every packet waiting has been read: what it said goes out now.
+                pipeline.tick(wall_clock())?;
+                pipeline.flush()?;
+                flushed = Instant::now();
+            }
             // A signal can cut a read short; that is the stop asked for, not a failure.
             Err(_) if run.stop.load(Ordering::Relaxed) => break,
             Err(e) => {

@@ -73,6 +73,11 @@ impl<W: Write> EventSink for NdjsonSink<W> {
         self.line(&Stats {
             event: "stats",
             stats,
-        })
+        })?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
