@@ -62,6 +62,9 @@ Examples:
     wsinspect capture.pcap --json --pretty --conn 3
   Fail a CI job when any connection ended abnormally:
     wsinspect capture.pcap --fail-on abnormal
+  Watch an interface, write events as they happen and serve Prometheus metrics
+  (a build with `--features live`):
+    wsinspect -i eth0 --bpf 'tcp port 443' --ndjson --metrics 127.0.0.1:9464
   Decrypt wss:// with the key log a browser or Node wrote (SSLKEYLOGFILE, --tls-keylog):
     wsinspect capture.pcapng --keylog keys.log
   Name the proxy timeouts on the path, so verdicts can cite them:
@@ -85,7 +88,7 @@ struct Cli {
     command: Option<Command>,
 
     /// A pcap or pcapng file (gzip-compressed is fine); `-` reads standard input.
-    #[arg(help_heading = "Input")]
+    #[arg(help_heading = "Input", conflicts_with = "interface")]
     capture: Option<PathBuf>,
 
     /// Decrypt wss:// (TLS) with this key log (SSLKEYLOGFILE / NSS format); keys embedded in a
@@ -198,6 +201,97 @@ struct Cli {
     /// Out-of-order bytes buffered per direction before declaring a gap.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
     max_ooo_bytes: usize,
+
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// Live capture (`-i`); parsed in every build, so that a build without the `live` feature can
+/// say how to get it.
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// Capture on this interface instead of reading a file (`any`: every interface).
+    #[arg(short, long, value_name = "IFACE", help_heading = "Live capture")]
+    interface: Option<String>,
+
+    /// Only packets matching this BPF filter (tcpdump syntax), e.g. 'tcp port 8080'.
+    #[arg(
+        short = 'f',
+        long = "bpf",
+        value_name = "FILTER",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    bpf: Option<String>,
+
+    /// Also write the captured packets to this pcap file.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    write: Option<PathBuf>,
+
+    /// Stop after this long, e.g. `60s` or `2h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "interface", help_heading = "Live capture")]
+    duration: Option<std::time::Duration>,
+
+    /// Stop after this many packets.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    count: Option<u64>,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long, help_heading = "Live capture")]
+    list_interfaces: bool,
+
+    /// Kernel capture buffer, in bytes: it holds about BYTES/snaplen packets while wsinspect is
+    /// busy (the defaults give 128).
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, help_heading = "Live capture")]
+    buffer_size: i32,
+
+    /// Bytes kept of each packet (the default keeps the 64 KiB segments of offloading NICs and
+    /// loopback whole).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 262_144,
+        help_heading = "Live capture"
+    )]
+    snaplen: i32,
+
+    /// Once the interface is open, drop root privileges to this user (as tcpdump -Z).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    user: Option<String>,
+
+    /// How often an NDJSON `stats` line reports libpcap's counters (`0s`: only at the end).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s", help_heading = "Live capture")]
+    stats_interval: std::time::Duration,
+
+    /// Serve Prometheus metrics on this address while capturing, e.g. `127.0.0.1:9464`
+    /// (GET /metrics; docs/dashboards.md).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "interface",
+        help_heading = "Live capture"
+    )]
+    metrics: Option<std::net::SocketAddr>,
+
+    /// A connection silent this long is ended and forgotten, e.g. `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h", help_heading = "Limits")]
+    idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,7 +308,11 @@ enum Command {
 
 /// The cargo features this binary was built with, for `--version`.
 fn features() -> Vec<&'static str> {
-    Vec::new()
+    let mut on = Vec::new();
+    if cfg!(feature = "live") {
+        on.push("live");
+    }
+    on
 }
 
 fn command() -> clap::Command {
@@ -271,13 +369,19 @@ fn run(cli: Cli) -> Result<Option<CaptureSummary>> {
             return Ok(None);
         }
         Some(Command::Man) => {
-            clap_mangen::Man::new(command()).render(&mut io::stdout().lock())?;
+            // The plain version: the manual is the same whatever features a build has.
+            clap_mangen::Man::new(Cli::command()).render(&mut io::stdout().lock())?;
             return Ok(None);
         }
         None => {}
     }
     let Some(capture) = cli.capture.clone() else {
-        bail!("no capture given: `wsinspect FILE` (see --help)");
+        if cli.live.interface.is_none() && !cli.live.list_interfaces {
+            bail!(
+                "no capture given: `wsinspect FILE`, or `wsinspect -i IFACE` to capture live (see --help)"
+            );
+        }
+        return live(&cli).map(Some);
     };
     read_file(&cli, &capture).map(Some)
 }
@@ -288,6 +392,7 @@ fn config(cli: &Cli) -> Result<Config> {
         max_frame_bytes: cli.max_frame_bytes,
         max_flows: cli.max_flows.max(1),
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
+        idle_timeout_ns: i64::try_from(cli.live.idle_timeout.as_nanos()).unwrap_or(i64::MAX),
         ..Limits::default()
     };
     Ok(Config {
@@ -306,7 +411,7 @@ fn config(cli: &Cli) -> Result<Config> {
 }
 
 /// `--since`/`--until`: an RFC 3339 time, or a duration after the capture's first packet.
-fn parse_time(arg: &str, what: &str, capture: &Path) -> Result<Ts> {
+fn parse_time(arg: &str, what: &str, capture: Option<&Path>) -> Result<Ts> {
     if let Ok(t) = humantime::parse_rfc3339_weak(arg) {
         let d = t
             .duration_since(UNIX_EPOCH)
@@ -316,11 +421,11 @@ fn parse_time(arg: &str, what: &str, capture: &Path) -> Result<Ts> {
     let offset: Duration = humantime::parse_duration(arg).map_err(|_| {
         anyhow!("{what} {arg}: not an RFC 3339 time (2026-11-22T12:00:00Z) nor a duration (90s)")
     })?;
-    if capture == Path::new("-") {
+    let Some(capture) = capture.filter(|c| *c != Path::new("-")) else {
         bail!(
-            "{what} {arg}: a duration counts from the first packet, which standard input cannot be read twice for; give an RFC 3339 time"
+            "{what} {arg}: a duration counts from the first packet of a file, which standard input or a live capture cannot give in advance; give an RFC 3339 time"
         );
-    }
+    };
     let mut reader = CaptureReader::open(capture)?;
     let first = match reader.next_packet()? {
         Some(p) => p.ts,
@@ -331,7 +436,7 @@ fn parse_time(arg: &str, what: &str, capture: &Path) -> Result<Ts> {
     )))
 }
 
-fn selection(cli: &Cli, capture: &Path) -> Result<Selection> {
+fn selection(cli: &Cli, capture: Option<&Path>) -> Result<Selection> {
     Ok(Selection {
         conns: cli.conn.clone(),
         since: cli
@@ -357,7 +462,7 @@ fn selection(cli: &Cli, capture: &Path) -> Result<Selection> {
 fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
     let cfg = config(cli)?;
-    let sel = selection(cli, capture)?;
+    let sel = selection(cli, Some(capture))?;
     let tui = !cli.no_tui
         && !cli.json
         && !cli.ndjson
@@ -479,4 +584,173 @@ impl Run<'_> {
         )?;
         Ok(summary)
     }
+}
+
+/// Lists interfaces or captures live; without the `live` feature, says how to build with it.
+#[cfg(not(feature = "live"))]
+fn live(_: &Cli) -> Result<CaptureSummary> {
+    bail!(
+        "live capture is not in this build: install libpcap (Debian: apt-get install libpcap-dev), then build with `cargo build --release --features live`"
+    )
+}
+
+/// Lists interfaces, or captures on one until `--duration`, `--count`, Ctrl-C or SIGTERM (or
+/// `q` in the terminal UI).
+#[cfg(feature = "live")]
+fn live(cli: &Cli) -> Result<CaptureSummary> {
+    use std::sync::atomic::Ordering;
+    use wsinspect::capture::live::{self, LiveCapture, LiveOptions, LiveRun};
+    use wsinspect::output::metrics::{self, Metrics};
+
+    let args = &cli.live;
+    if args.list_interfaces {
+        let mut out = io::stdout().lock();
+        for iface in live::interfaces()? {
+            writeln!(out, "{iface}")?;
+        }
+        return Ok(CaptureSummary::default());
+    }
+    let Some(interface) = args.interface.clone() else {
+        bail!("no capture file and no interface (-i) given");
+    };
+    let analysis = AnalysisOptions::new(&cli.timeout, cli.max_payload)?;
+    let cfg = config(cli)?;
+    let sel = selection(cli, None)?;
+    let stop = live::stop_on_signals().context("cannot handle signals")?;
+    let mut cap = LiveCapture::open(&LiveOptions {
+        interface,
+        bpf: args.bpf.clone(),
+        snaplen: args.snaplen,
+        buffer_size: args.buffer_size,
+        ..LiveOptions::default()
+    })?;
+    // Files are created after root is gone, as tcpdump -Z does.
+    if let Some(user) = &args.user {
+        live::drop_privileges(user)?;
+    }
+    if let Some(path) = &args.write {
+        cap.write_to(path)?;
+    }
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let m = Metrics::new();
+            let (bound, _server) = metrics::serve(addr, m.clone())?;
+            if !cli.quiet {
+                eprintln!("wsinspect: metrics at http://{bound}/metrics");
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let run = LiveRun {
+        duration: args.duration,
+        count: args.count,
+        stats_interval: Some(args.stats_interval),
+        stop,
+    };
+    let tui = !cli.no_tui
+        && !cli.json
+        && !cli.ndjson
+        && cli.output.is_none()
+        && io::stdout().is_terminal()
+        && io::stdin().is_terminal();
+    if tui {
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let source = wsinspect::tui::SourceInfo {
+            name: format!("live: {}", cap.interface()),
+            live: true,
+            cfg: cfg.clone(),
+            analysis: analysis.clone(),
+            ..wsinspect::tui::SourceInfo::default()
+        };
+        let stop = run.stop.clone();
+        let mut cfg = cfg;
+        cfg.payloads = PayloadMode::Full;
+        let capture = std::thread::Builder::new()
+            .name("wsinspect-live".into())
+            .spawn(move || {
+                let sink = SelectSink::new(wsinspect::tui::ChannelSink::new(tx.clone()), sel);
+                let done = live_into(&mut cap, &run, cfg, analysis, sink, metrics);
+                let update = match &done {
+                    Ok(s) => wsinspect::tui::Update::Finished(Box::new(s.clone())),
+                    Err(e) => wsinspect::tui::Update::Failed(e.to_string()),
+                };
+                let _ = tx.send(update);
+                done
+            })?;
+        let mut opts = wsinspect::tui::options_from_env(cli.tui_memory);
+        opts.filter = cli.filter.clone().unwrap_or_default();
+        let shown = wsinspect::tui::run(rx, source, opts);
+        // The UI is gone (q, Ctrl-C or an error): stop capturing and wait for the summary.
+        stop.store(true, Ordering::Relaxed);
+        let summary = capture
+            .join()
+            .map_err(|_| anyhow!("the capture thread panicked"))?;
+        shown?;
+        return summary;
+    }
+    let out: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    if !cli.quiet {
+        eprintln!(
+            "wsinspect: capturing on {} (link type {}){}; Ctrl-C stops",
+            cap.interface(),
+            cap.linktype(),
+            args.bpf
+                .as_deref()
+                .map(|f| format!(", filter {f:?}"))
+                .unwrap_or_default()
+        );
+    }
+    let to_terminal = cli.output.is_none() && io::stdout().is_terminal();
+    let color = match cli.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let summary = if cli.json {
+        let out = BufWriter::with_capacity(1 << 16, out);
+        let sink = SelectSink::new(JsonSink::new(out, cli.frames, cli.pretty), sel);
+        live_into(&mut cap, &run, cfg, analysis, sink, metrics)?
+    } else if cli.ndjson {
+        // Flushed whenever every waiting packet has been read (and every 50 ms under load), so
+        // `tail -f` and log shippers see each event at once without a write per event.
+        let out = BufWriter::with_capacity(1 << 16, out);
+        let sink = SelectSink::new(NdjsonSink::new(out, false), sel);
+        live_into(&mut cap, &run, cfg, analysis, sink, metrics)?
+    } else {
+        // A person watching: each connection's block as soon as it ends.
+        let sink = SelectSink::new(TextSink::with_color(io::LineWriter::new(out), color), sel);
+        live_into(&mut cap, &run, cfg, analysis, sink, metrics)?
+    };
+    if let (Some(s), false) = (&summary.live, cli.quiet) {
+        eprintln!(
+            "wsinspect: {} packets analysed ({} bytes) in {:.1} s; {} received by filter, {} dropped by kernel, {} dropped by interface",
+            s.packets, s.bytes, s.elapsed, s.received, s.dropped_kernel, s.dropped_interface
+        );
+    }
+    Ok(summary)
+}
+
+/// Runs a live capture into `sink`, counting into `metrics` on the way when asked.
+#[cfg(feature = "live")]
+fn live_into<S: EventSink>(
+    cap: &mut wsinspect::capture::live::LiveCapture,
+    run: &wsinspect::capture::live::LiveRun,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    sink: S,
+    metrics: Option<wsinspect::output::metrics::Metrics>,
+) -> Result<CaptureSummary> {
+    use wsinspect::capture::live;
+    use wsinspect::output::metrics::MetricsSink;
+    Ok(match metrics {
+        Some(m) => live::run(cap, run, cfg, analysis, MetricsSink::new(sink, m))?.1,
+        None => live::run(cap, run, cfg, analysis, sink)?.1,
+    })
 }

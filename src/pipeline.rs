@@ -32,6 +32,16 @@ pub trait EventSink {
     fn event(&mut self, ev: Event) -> io::Result<()>;
     /// The capture is over; no more events follow.
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()>;
+    /// A live capture's counters, taken now and then while it runs and once when it stops
+    /// (before `finish`). Sinks that only describe connections ignore them.
+    fn stats(&mut self, _stats: &LiveStats) -> io::Result<()> {
+        Ok(())
+    }
+    /// Writes out what is buffered: a live capture calls this when it has read every packet
+    /// waiting, so a reader sees events at once without a write per event under load.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Collects events in memory (tests, small captures).
@@ -90,9 +100,38 @@ pub struct CaptureSummary {
     /// Connections written after `--filter`/`--conn`/`--since`/`--until` (absent without them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected: Option<u64>,
+    /// A live capture's last counters (absent for a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStats>,
     /// Connections by outcome (filled by the analysis stage; sinks write it as `summary`).
     #[serde(skip)]
     pub diagnosis: Option<DiagnosisSummary>,
+}
+
+/// Counters of a live capture: what libpcap saw and dropped, and what the pipeline holds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LiveStats {
+    /// When the counters were read (wall clock).
+    pub ts: Ts,
+    /// Seconds since the capture started.
+    pub elapsed: f64,
+    /// Packets that passed the filter (libpcap `ps_recv`).
+    pub received: u64,
+    /// Packets the kernel dropped because its buffer was full: read too slowly (`ps_drop`).
+    pub dropped_kernel: u64,
+    /// Packets the interface or its driver dropped (`ps_ifdrop`).
+    pub dropped_interface: u64,
+    /// Packets analysed.
+    pub packets: u64,
+    /// Captured bytes of those packets.
+    pub bytes: u64,
+    /// WebSocket connections open now.
+    pub connections_open: u64,
+    /// TCP flows tracked now.
+    pub flows: u64,
+    /// Whether these are the counters at the end of the capture.
+    #[serde(rename = "final")]
+    pub is_final: bool,
 }
 
 struct Flow {
@@ -129,6 +168,8 @@ pub struct Pipeline<S: EventSink> {
     sink: S,
     summary: CaptureSummary,
     last_sweep: Option<Ts>,
+    /// WebSocket connections announced and not yet ended.
+    open: u64,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -144,6 +185,7 @@ impl<S: EventSink> Pipeline<S> {
             sink,
             summary: CaptureSummary::default(),
             last_sweep: None,
+            open: 0,
         }
     }
 
@@ -222,6 +264,40 @@ impl<S: EventSink> Pipeline<S> {
         self.drain()
     }
 
+    /// Time passes without packets (a live capture's clock): ends the flows whose close linger
+    /// or idle timeout ran out by `now`, as a packet at `now` would.
+    pub fn tick(&mut self, now: Ts) -> io::Result<()> {
+        if self
+            .last_sweep
+            .is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS)
+        {
+            self.sweep(now);
+        }
+        self.drain()
+    }
+
+    /// WebSocket connections announced and not yet ended.
+    pub fn connections_open(&self) -> u64 {
+        self.open
+    }
+
+    /// TCP flows tracked.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Writes out every event so far and asks the sink to flush its output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
+        self.sink.flush()
+    }
+
+    /// Hands a live capture's counters to the sink, after every event before them.
+    pub fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
+        self.drain()?;
+        self.sink.stats(stats)
+    }
+
     /// Ends flows that closed a while ago or went idle.
     fn sweep(&mut self, now: Ts) {
         self.last_sweep = Some(now);
@@ -266,6 +342,11 @@ impl<S: EventSink> Pipeline<S> {
 
     fn drain(&mut self) -> io::Result<()> {
         for ev in self.queue.drain(..) {
+            match ev {
+                Event::ConnectionOpen(_) => self.open += 1,
+                Event::ConnectionEnd(_) => self.open = self.open.saturating_sub(1),
+                _ => {}
+            }
             self.sink.event(ev)?;
         }
         Ok(())

@@ -10,8 +10,9 @@ const path = require('path');
 const WS_VERSION = require('ws/package.json').version;
 const IMPL = `node-ws ${WS_VERSION}`;
 
+// `--scenarios FILE` reads another scenario file (the live-capture test writes its own).
 const SCENARIOS = JSON.parse(
-  fs.readFileSync(path.join(__dirname, 'scenarios.json'), 'utf8')
+  fs.readFileSync(args().scenarios || path.join(__dirname, 'scenarios.json'), 'utf8')
 );
 
 // --- deterministic payloads ------------------------------------------------
@@ -222,6 +223,10 @@ async function runSteps(conn, steps) {
       await conn.waitFor(() => rec.pongs_received >= step.wait_pongs);
     } else if (step.sleep) {
       await sleep(step.sleep);
+    } else if (step.wait_file) {
+      // Hold the connection open until this file exists (the live-capture test opens the gate
+      // once it has seen the first events).
+      while (!fs.existsSync(step.wait_file) && !conn.closed) await sleep(20);
     } else if (step.close) {
       ws.close(step.close, step.reason);
     } else if (step.terminate) {

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, TcpMark};
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 use crate::types::{Dir, Ts};
 use heartbeat::HeartbeatState;
 use timeouts::{Timeout, TimeoutKind};
@@ -1251,6 +1251,14 @@ impl<S: EventSink> EventSink for AnalysisSink<S> {
         let mut s = summary.clone();
         s.diagnosis = Some(self.summary.clone());
         self.inner.finish(&s)
+    }
+
+    fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
+        self.inner.stats(stats)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

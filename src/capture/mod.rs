@@ -17,6 +17,8 @@ use pcap_parser::{Block, PcapBlockOwned, PcapError};
 use crate::error::Error;
 use crate::types::Ts;
 
+#[cfg(feature = "live")]
+pub mod live;
 mod source;
 
 /// Link-layer header types this reader passes on (numbers as in the tcpdump.org registry).

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 use crate::error::Error;
 use crate::event::{ConnId, Event};
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 use crate::types::Ts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -298,6 +298,16 @@ impl<S: EventSink> EventSink for MetricsSink<S> {
             self.metrics.observe(&ev);
         }
         self.inner.event(ev)
+    }
+
+    fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
+        self.metrics
+            .capture_totals(stats.packets, stats.dropped_kernel, stats.dropped_interface);
+        self.inner.stats(stats)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {

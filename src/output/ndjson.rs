@@ -3,7 +3,8 @@
 //! Each line is an object with an `event` (`connection_open`, `handshake`, `frame`, `message`,
 //! `ping`, `pong`, `close`, `tcp`, `gap`, `anomaly`, `connection_end`) and the fields of that
 //! event; the last line is a `capture_end` event with the capture summary and `summary` (connections by outcome). `docs/json-schema.md`
-//! lists every field.
+//! lists every field. A live capture adds `stats` lines (libpcap's counters) now and then and
+//! once before `capture_end`.
 
 use std::io::{self, Write};
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use crate::analysis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 
 /// Writes events as JSON lines.
 pub struct NdjsonSink<W: Write> {
@@ -46,6 +47,13 @@ struct CaptureEnd<'a> {
     summary: Option<&'a DiagnosisSummary>,
 }
 
+#[derive(Serialize)]
+struct Stats<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    stats: &'a LiveStats,
+}
+
 impl<W: Write> EventSink for NdjsonSink<W> {
     fn event(&mut self, ev: Event) -> io::Result<()> {
         self.line(&ev)
@@ -58,6 +66,18 @@ impl<W: Write> EventSink for NdjsonSink<W> {
             capture: summary,
             summary: summary.diagnosis.as_ref(),
         })?;
+        self.out.flush()
+    }
+
+    fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
+        self.line(&Stats {
+            event: "stats",
+            stats,
+        })?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }

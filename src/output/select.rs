@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 
 use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, Handshake};
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 use crate::query::{Facts, Pred, Query};
 use crate::types::Ts;
 
@@ -404,6 +404,14 @@ impl<S: EventSink> EventSink for SelectSink<S> {
             // pass anything unknown rather than lose it.
             (None, ev) => self.inner.event(ev),
         }
+    }
+
+    fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
+        self.inner.stats(stats)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {

@@ -104,7 +104,7 @@ impl ChannelSink {
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn send(&mut self) -> io::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -125,13 +125,19 @@ impl EventSink for ChannelSink {
         if self.batch.len() >= BATCH
             || (urgent || self.sent.elapsed() >= BATCH_AGE) && self.sent.elapsed() >= BATCH_AGE / 4
         {
-            self.flush()?;
+            self.send()?;
         }
         Ok(())
     }
 
     fn finish(&mut self, _: &CaptureSummary) -> io::Result<()> {
-        self.flush()
+        self.send()
+    }
+
+    /// A live capture has read every packet waiting: what it said is shown now, not at the
+    /// next event.
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
     }
 }
 

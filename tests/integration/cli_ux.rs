@@ -77,7 +77,11 @@ fn version_names_the_crate_version_and_features() {
         .lines()
         .find_map(|l| l.strip_prefix("features: "))
         .expect("a features line");
-    assert!(!features.is_empty(), "{v}");
+    assert_eq!(
+        features.split(", ").any(|f| f == "live"),
+        cfg!(feature = "live"),
+        "{v}"
+    );
 }
 
 #[test]

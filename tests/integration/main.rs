@@ -6,6 +6,8 @@ mod cli;
 mod cli_ux;
 mod corpus;
 mod diagnosis;
+#[cfg(feature = "live")]
+mod live;
 mod metrics;
 mod robustness;
 mod samples;

@@ -1,0 +1,612 @@
+//! Live capture (cargo feature `live`): takes packets from a network interface through libpcap
+//! and gives them, as [`Packet`]s, to the same pipeline a file goes through; between packets it
+//! gives the pipeline the wall clock, so connections still end on time when traffic stops.
+//!
+//! Also here: the interface list, the optional `-w` copy of what was captured (libpcap's own
+//! savefile, so it is exactly what was analysed), stopping on SIGINT/SIGTERM, and dropping root
+//! once the capture handle is open (as tcpdump `-Z` does).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{fmt, io};
+
+use pcap::{Active, Capture, Device, Savefile};
+
+use crate::analysis::{AnalysisOptions, AnalysisSink};
+use crate::capture::{Packet, linktype};
+use crate::config::Config;
+use crate::pipeline::{CaptureSummary, EventSink, LiveStats, Pipeline};
+use crate::types::Ts;
+
+/// Under a steady stream of packets, output is still flushed this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// How long the loop waits for a packet before it looks at the clock, the stop flag and the
+/// counters again. Short enough that `--duration`, Ctrl-C and stats are on time.
+const WAIT_MS: u16 = 100;
+
+/// Bytes kept of each packet: whole packets, even the 64 KiB ones that segmentation offload
+/// makes on loopback and GRO makes on a NIC.
+pub const DEFAULT_SNAPLEN: i32 = 262_144;
+
+/// Kernel ring size: 128 slots of [`DEFAULT_SNAPLEN`] (see [`LiveOptions::buffer_size`]).
+pub const DEFAULT_BUFFER_SIZE: i32 = 32 << 20;
+
+/// Why a live capture could not start or go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The interface does not exist.
+    #[error("no interface named {0:?} (wsinspect --list-interfaces shows them)")]
+    NoSuchInterface(String),
+    /// Capturing needs privileges this process lacks.
+    #[error(
+        "no permission to capture on {interface}: run as root, or give the binary the capability \
+         (setcap cap_net_raw,cap_net_admin=eip PATH) ({reason})"
+    )]
+    PermissionDenied {
+        /// The interface asked for.
+        interface: String,
+        /// libpcap's words.
+        reason: String,
+    },
+    /// The BPF filter does not compile.
+    #[error("bad BPF filter {filter:?}: {reason}")]
+    BadFilter {
+        /// The filter as given.
+        filter: String,
+        /// libpcap's words.
+        reason: String,
+    },
+    /// The interface's link layer is not one wsinspect decodes.
+    #[error(
+        "cannot capture on {interface}: unsupported link type {linktype} (supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback)"
+    )]
+    UnsupportedLink {
+        /// The interface asked for.
+        interface: String,
+        /// Its link type (tcpdump.org number).
+        linktype: u32,
+    },
+    /// `--user` could not be honoured; the capture does not go on with root privileges.
+    #[error("cannot drop privileges to user {user:?}: {reason}")]
+    Privileges {
+        /// The user asked for.
+        user: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The `-w` file could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Savefile {
+        /// The path as given.
+        path: String,
+        /// libpcap's or the system's words.
+        reason: String,
+    },
+    /// Any other libpcap failure.
+    #[error("{context}")]
+    Pcap {
+        /// What was being done.
+        context: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// Waiting for packets failed.
+    #[error("waiting for packets failed")]
+    Wait(#[source] io::Error),
+    /// Writing the output failed.
+    #[error("write error")]
+    Output(#[from] io::Error),
+}
+
+/// How to open the interface.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Interface name (`any` for all of them on Linux).
+    pub interface: String,
+    /// A BPF filter (tcpdump syntax), compiled and run by the kernel.
+    pub bpf: Option<String>,
+    /// Bytes kept of each packet.
+    pub snaplen: i32,
+    /// Kernel buffer size in bytes.
+    ///
+    /// In immediate mode libpcap gives the kernel a ring of fixed-size slots, each as large as
+    /// the snaplen (or the interface's MTU when smaller): the buffer divided by that is how many
+    /// packets the kernel holds while wsinspect is busy. libpcap's default, 2 MiB, is 8 slots
+    /// on `any` with a 256 KiB snaplen, which a burst overflows; the default here is 128.
+    pub buffer_size: i32,
+    /// Put the interface in promiscuous mode (tcpdump's default).
+    pub promisc: bool,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            interface: "any".to_owned(),
+            bpf: None,
+            snaplen: DEFAULT_SNAPLEN,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            promisc: true,
+        }
+    }
+}
+
+/// An interface as libpcap lists it.
+#[derive(Clone, Debug)]
+pub struct Interface {
+    /// Name to pass to `-i`.
+    pub name: String,
+    /// libpcap's description, if any.
+    pub description: Option<String>,
+    /// Its IP addresses.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Whether it is a loopback interface.
+    pub loopback: bool,
+    /// Whether it is up.
+    pub up: bool,
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        let mut flags = Vec::new();
+        if self.loopback {
+            flags.push("loopback");
+        }
+        flags.push(if self.up { "up" } else { "down" });
+        write!(f, " [{}]", flags.join(", "))?;
+        for a in &self.addresses {
+            write!(f, " {a}")?;
+        }
+        if let Some(d) = &self.description {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every interface libpcap can capture on.
+pub fn interfaces() -> Result<Vec<Interface>, LiveError> {
+    let devices = Device::list().map_err(|source| LiveError::Pcap {
+        context: "cannot list interfaces".to_owned(),
+        source,
+    })?;
+    Ok(devices
+        .into_iter()
+        .map(|d| Interface {
+            loopback: d.flags.is_loopback(),
+            up: d.flags.is_up(),
+            addresses: d.addresses.iter().map(|a| a.addr).collect(),
+            name: d.name,
+            description: d.desc,
+        })
+        .collect())
+}
+
+/// Adds 32-bit libpcap counters into 64-bit totals, so a long run survives their wrap.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counter {
+    last: u32,
+    total: u64,
+}
+
+impl Counter {
+    fn update(&mut self, now: u32) -> u64 {
+        self.total += u64::from(now.wrapping_sub(self.last));
+        self.last = now;
+        self.total
+    }
+}
+
+/// An open capture handle on one interface.
+pub struct LiveCapture {
+    cap: Capture<Active>,
+    interface: String,
+    linktype: u32,
+    number: u64,
+    /// The last read found nothing: wait before the next one.
+    idle: bool,
+    save: Option<Savefile>,
+    received: Counter,
+    dropped: Counter,
+    if_dropped: Counter,
+}
+
+impl LiveCapture {
+    /// Opens the interface in immediate mode (each packet handed over as it arrives), sets the
+    /// filter, and makes reads non-blocking.
+    ///
+    /// libpcap's read timeout cannot bound a read: with TPACKET_V3 its timer only runs once a
+    /// packet has arrived, so an idle interface would block a read forever. Reads are therefore
+    /// non-blocking, and [`LiveCapture::next_packet`] waits with poll(2) on the handle instead.
+    pub fn open(opts: &LiveOptions) -> Result<LiveCapture, LiveError> {
+        let iface = &opts.interface;
+        let pcap_err = |context: &str, source| LiveError::Pcap {
+            context: format!("{context} {iface}"),
+            source,
+        };
+        let inactive = Capture::from_device(iface.as_str())
+            .map_err(|e| pcap_err("cannot capture on", e))?
+            .immediate_mode(true)
+            .timeout(i32::from(WAIT_MS))
+            .snaplen(opts.snaplen)
+            .promisc(opts.promisc)
+            .buffer_size(opts.buffer_size);
+        let mut cap = inactive
+            .open()
+            .map_err(|e| open_error(iface, e, interfaces()))?;
+        let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
+        if !linktype::is_supported(linktype) {
+            return Err(LiveError::UnsupportedLink {
+                interface: iface.clone(),
+                linktype,
+            });
+        }
+        if let Some(filter) = &opts.bpf {
+            cap.filter(filter, true).map_err(|e| LiveError::BadFilter {
+                filter: filter.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let cap = cap
+            .setnonblock()
+            .map_err(|e| pcap_err("cannot set non-blocking mode on", e))?;
+        Ok(LiveCapture {
+            cap,
+            idle: false,
+            interface: iface.clone(),
+            linktype,
+            number: 0,
+            save: None,
+            received: Counter::default(),
+            dropped: Counter::default(),
+            if_dropped: Counter::default(),
+        })
+    }
+
+    /// The interface's link type (tcpdump.org number).
+    pub fn linktype(&self) -> u32 {
+        self.linktype
+    }
+
+    /// The interface name.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Also writes every captured packet to `path` (pcap format, as `tcpdump -w`).
+    pub fn write_to(&mut self, path: &Path) -> Result<(), LiveError> {
+        let shown = path.display().to_string();
+        // libpcap takes a C string; refuse what it cannot name rather than let the binding panic.
+        if path.to_str().is_none() {
+            return Err(LiveError::Savefile {
+                path: shown,
+                reason: "the path is not valid UTF-8".to_owned(),
+            });
+        }
+        let save = self.cap.savefile(path).map_err(|e| LiveError::Savefile {
+            path: shown,
+            reason: e.to_string(),
+        })?;
+        self.save = Some(save);
+        Ok(())
+    }
+
+    /// The next packet, or `None` when none came within a short wait (100 ms).
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, LiveError> {
+        if self.idle {
+            self.idle = false;
+            self.wait()?;
+        }
+        match self.cap.next_packet() {
+            Ok(p) => {
+                if let Some(save) = &mut self.save {
+                    save.write(&p);
+                }
+                self.number += 1;
+                let ts = pcap_ts(&p.header.ts);
+                Ok(Some(Packet {
+                    number: self.number,
+                    ts,
+                    linktype: self.linktype,
+                    data: p.data,
+                    origlen: p.header.len,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                self.idle = true;
+                Ok(None)
+            }
+            Err(source) => Err(LiveError::Pcap {
+                context: format!("capture on {} failed", self.interface),
+                source,
+            }),
+        }
+    }
+
+    /// Waits until the handle is readable or a short time passed; a signal ends the wait too.
+    fn wait(&self) -> Result<(), LiveError> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(WAIT_MS)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(LiveError::Wait(io::Error::from(e))),
+        }
+    }
+
+    /// libpcap's counters since the capture started: passed the filter, dropped by the kernel,
+    /// dropped by the interface.
+    pub fn counters(&mut self) -> Result<(u64, u64, u64), LiveError> {
+        let s = self.cap.stats().map_err(|source| LiveError::Pcap {
+            context: format!("cannot read the counters of {}", self.interface),
+            source,
+        })?;
+        Ok((
+            self.received.update(s.received),
+            self.dropped.update(s.dropped),
+            self.if_dropped.update(s.if_dropped),
+        ))
+    }
+
+    /// Writes out what the `-w` file still buffers.
+    fn flush_savefile(&mut self) -> Result<(), LiveError> {
+        if let Some(save) = &mut self.save {
+            save.flush().map_err(|e| LiveError::Savefile {
+                path: "the -w file".to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns libpcap's activation failure into the error a person can act on.
+fn open_error(
+    iface: &str,
+    source: pcap::Error,
+    known: Result<Vec<Interface>, LiveError>,
+) -> LiveError {
+    let reason = source.to_string();
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        return LiveError::PermissionDenied {
+            interface: iface.to_owned(),
+            reason,
+        };
+    }
+    let listed = known.is_ok_and(|list| list.iter().any(|i| i.name == iface));
+    if !listed || lower.contains("no such device") {
+        return LiveError::NoSuchInterface(iface.to_owned());
+    }
+    LiveError::Pcap {
+        context: format!("cannot capture on {iface}"),
+        source,
+    }
+}
+
+/// Sets a flag on SIGINT and SIGTERM, which stops [`run`] cleanly; a second signal while the
+/// first is being handled exits at once (status 130).
+pub fn stop_on_signals() -> io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so the first signal finds the flag still clear and only sets it.
+        flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
+        flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+/// Drops root for `user`: supplementary groups, group, then user, as tcpdump `-Z` does. Fails
+/// (so that the caller stops) when any step fails or root could be regained.
+pub fn drop_privileges(user: &str) -> Result<(), LiveError> {
+    use nix::unistd::{Uid, User, geteuid, initgroups, setgid, setuid};
+    let err = |reason: String| LiveError::Privileges {
+        user: user.to_owned(),
+        reason,
+    };
+    let u = User::from_name(user)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("no such user".to_owned()))?;
+    if !geteuid().is_root() {
+        if geteuid() == u.uid {
+            return Ok(());
+        }
+        return Err(err("only root can change user".to_owned()));
+    }
+    let name = std::ffi::CString::new(user).map_err(|e| err(e.to_string()))?;
+    initgroups(&name, u.gid).map_err(|e| err(format!("initgroups: {e}")))?;
+    setgid(u.gid).map_err(|e| err(format!("setgid: {e}")))?;
+    setuid(u.uid).map_err(|e| err(format!("setuid: {e}")))?;
+    if !u.uid.is_root() && (setuid(Uid::from_raw(0)).is_ok() || geteuid().is_root()) {
+        return Err(err("root privileges could be regained".to_owned()));
+    }
+    Ok(())
+}
+
+/// When a live run stops on its own.
+#[derive(Clone, Debug, Default)]
+pub struct LiveRun {
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// Hand the sink the counters this often.
+    pub stats_interval: Option<Duration>,
+    /// Stop when this becomes true (see [`stop_on_signals`]).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// A packet's timestamp, at libpcap's default precision (microseconds).
+// `time_t` and `suseconds_t` are i64 here but 32 bits on some targets.
+#[allow(clippy::useless_conversion)]
+fn pcap_ts(tv: &nix::libc::timeval) -> Ts {
+    let micros = u32::try_from(i64::from(tv.tv_usec))
+        .unwrap_or(0)
+        .min(999_999);
+    Ts::from_parts(i64::from(tv.tv_sec), micros * 1_000)
+}
+
+fn wall_clock() -> Ts {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Ts::from_parts(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+/// Runs the capture through a pipeline and the analysis stage into `sink` until the duration,
+/// the packet count or the stop flag ends it.
+///
+/// At the end the sink gets the last counters (`stats`), then every connection still open ends
+/// as `capture_end`, then the summary; the `-w` file is flushed. A read error ends the run the
+/// same way and is then returned.
+pub fn run<S: EventSink>(
+    cap: &mut LiveCapture,
+    run: &LiveRun,
+    cfg: Config,
+    analysis: AnalysisOptions,
+    sink: S,
+) -> Result<(S, CaptureSummary), LiveError> {
+    let mut pipeline = Pipeline::new(cfg, AnalysisSink::new(sink, analysis));
+    let started = Instant::now();
+    let deadline = run.duration.map(|d| started + d);
+    let interval = run.stats_interval.filter(|d| !d.is_zero());
+    let mut next_stats = interval.map(|i| started + i);
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut failed = None;
+    let mut flushed = Instant::now();
+    loop {
+        if run.stop.load(Ordering::Relaxed)
+            || run.count.is_some_and(|c| packets >= c)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        match cap.next_packet() {
+            Ok(Some(pkt)) => {
+                packets += 1;
+                bytes += pkt.data.len() as u64;
+                pipeline.packet(&pkt)?;
+                if flushed.elapsed() >= FLUSH_EVERY {
+                    pipeline.flush()?;
+                    flushed = Instant::now();
+                }
+            }
+            Ok(None) => {
+                // Every packet waiting has been read: what it said goes out now.
+                pipeline.tick(wall_clock())?;
+                pipeline.flush()?;
+                flushed = Instant::now();
+            }
+            // A signal can cut a read short; that is the stop asked for, not a failure.
+            Err(_) if run.stop.load(Ordering::Relaxed) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let (Some(due), Some(every)) = (next_stats, interval)
+            && Instant::now() >= due
+        {
+            let s = live_stats(cap, &pipeline, started, packets, bytes, false)?;
+            pipeline.stats(&s)?;
+            next_stats = Some(due + every);
+        }
+    }
+    let last = live_stats(cap, &pipeline, started, packets, bytes, true)?;
+    pipeline.stats(&last)?;
+    cap.flush_savefile()?;
+    let capture = CaptureSummary {
+        file: cap.interface().to_owned(),
+        format: "live",
+        link_types: vec![cap.linktype()],
+        bytes,
+        live: Some(last),
+        ..CaptureSummary::default()
+    };
+    let (sink, mut capture) = pipeline.finish(capture)?;
+    let (sink, diagnosis) = sink.into_parts();
+    capture.diagnosis = Some(diagnosis);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((sink, capture)),
+    }
+}
+
+fn live_stats<S: EventSink>(
+    cap: &mut LiveCapture,
+    pipeline: &Pipeline<S>,
+    started: Instant,
+    packets: u64,
+    bytes: u64,
+    is_final: bool,
+) -> Result<LiveStats, LiveError> {
+    let (received, dropped_kernel, dropped_interface) = cap.counters()?;
+    Ok(LiveStats {
+        ts: wall_clock(),
+        elapsed: started.elapsed().as_secs_f64(),
+        received,
+        dropped_kernel,
+        dropped_interface,
+        packets,
+        bytes,
+        connections_open: pipeline.connections_open(),
+        flows: pipeline.flows() as u64,
+        is_final,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_survive_the_32_bit_wrap() {
+        let mut c = Counter::default();
+        assert_eq!(c.update(10), 10);
+        assert_eq!(c.update(u32::MAX - 5), u64::from(u32::MAX) - 5);
+        assert_eq!(c.update(4), u64::from(u32::MAX) + 5);
+    }
+
+    #[test]
+    fn activation_errors_name_the_cause() {
+        let known = || {
+            Ok(vec![Interface {
+                name: "lo".to_owned(),
+                description: None,
+                addresses: Vec::new(),
+                loopback: true,
+                up: true,
+            }])
+        };
+        let e = open_error(
+            "lo",
+            pcap::Error::PcapError(
+                "lo: You don't have permission to perform this capture on that device".to_owned(),
+            ),
+            known(),
+        );
+        assert!(matches!(e, LiveError::PermissionDenied { .. }), "{e}");
+        assert!(e.to_string().contains("setcap"), "{e}");
+        let e = open_error(
+            "nosuch0",
+            pcap::Error::PcapError("nosuch0: something".to_owned()),
+            known(),
+        );
+        assert!(matches!(e, LiveError::NoSuchInterface(_)), "{e}");
+        let e = open_error(
+            "lo",
+            pcap::Error::PcapError("lo: something else".to_owned()),
+            known(),
+        );
+        assert!(matches!(e, LiveError::Pcap { .. }), "{e}");
+    }
+}

@@ -1,0 +1,554 @@
+//! Live capture (feature `live`): real WebSocket peers on loopback while `wsinspect -i` runs,
+//! checked against the peers' own logs as the NDJSON lines arrive; stopping on signals; the `-w`
+//! file; the error lines. Capturing needs root or CAP_NET_RAW (CI runs as root) and the Node
+//! peers in samples/peers (`npm ci` there).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::util::{payload_bytes, sample, temp_path, wsinspect};
+
+/// Long enough for a loaded 2-core machine; a wait that runs out fails the test.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Children killed when the test ends, however it ends.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                c.kill().ok();
+                c.wait().ok();
+            }
+        }
+    }
+}
+
+/// `wsinspect -i ...` with its output lines delivered as they are written.
+struct Capture {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    lines: Vec<Value>,
+}
+
+impl Capture {
+    fn start(args: &[&str]) -> Capture {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsinspect"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run wsinspect");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let mut cap = Capture {
+            child,
+            stdout,
+            stderr,
+            lines: Vec::new(),
+        };
+        cap.wait_capturing();
+        cap
+    }
+
+    /// Waits for the line saying the handle is open and filtered.
+    fn wait_capturing(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut said = String::new();
+        while Instant::now() < deadline {
+            match self.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.contains("capturing on") => return,
+                Ok(l) => said.push_str(&l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        panic!("wsinspect did not start capturing: {said}");
+    }
+
+    /// Reads one more line.
+    fn read_line(&mut self, what: &str) {
+        match self.stdout.recv_timeout(PATIENCE) {
+            Ok(l) => {
+                let v = serde_json::from_str(&l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
+                self.lines.push(v);
+            }
+            Err(e) => panic!("no {what} line ({e}); got {:#?}", self.lines),
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`; returns its index.
+    fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+        loop {
+            if let Some(i) = self.lines.iter().position(&pred) {
+                return i;
+            }
+            self.read_line(what);
+        }
+    }
+
+    /// Reads lines until `n` `event` lines arrived; returns the index of the last.
+    fn until_count(&mut self, event: &str, n: usize) -> usize {
+        while count(&self.lines, event) < n {
+            self.read_line(event);
+        }
+        let mut idx = self
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l["event"] == event);
+        idx.nth(n - 1).map(|(i, _)| i).expect("counted")
+    }
+
+    /// Sends `signal` (e.g. `INT`) and collects everything up to the exit.
+    fn stop(mut self, signal: &str) -> (ExitStatus, Vec<Value>, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wsinspect did not stop on SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        for l in self.stdout.iter() {
+            self.lines
+                .push(serde_json::from_str(&l).expect("JSON line"));
+        }
+        let err: Vec<String> = self.stderr.iter().collect();
+        (status, self.lines, err.join("\n"))
+    }
+}
+
+fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn node_peer(script: &str, scenarios: &Path, port: u16, log: &Path, extra: &[&str]) -> Child {
+    let peers = sample("peers");
+    assert!(
+        peers.join("node_modules/ws").is_dir(),
+        "the Node peers need their library: run `npm ci` in samples/peers"
+    );
+    Command::new("node")
+        .arg(peers.join(script))
+        .args(["--scenarios", scenarios.to_str().expect("utf-8 path")])
+        .args(["--scenario", "live", "--port", &port.to_string()])
+        .args(["--host", "127.0.0.1", "--log", log.to_str().expect("utf-8")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node (install nodejs)")
+}
+
+fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what} did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_file(path: &Path) {
+    let deadline = Instant::now() + PATIENCE;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A peer's log: one record per connection. The peer rewrites the file after every event, so
+/// a read can catch it empty or half written: read again until it parses.
+fn peer_log(path: &Path) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        if let Ok(Value::Array(records)) = serde_json::from_slice::<Value>(&bytes)
+            && let Some(first) = records.first()
+        {
+            return first.clone();
+        }
+        assert!(Instant::now() < deadline, "no log in {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `(type, len, sha256)` of each message, as the peers log them.
+fn logged(entries: &Value) -> Vec<(String, u64, String)> {
+    entries
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().expect("type").to_owned(),
+                m["len"].as_u64().expect("len"),
+                m["sha256"].as_str().expect("sha256").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The same from NDJSON `message` events of one direction (`--payloads full`).
+fn seen(lines: &[Value], dir: &str) -> Vec<(String, u64, String)> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "message" && l["dir"] == dir)
+        .map(|m| {
+            let bytes = payload_bytes(m);
+            assert_eq!(m["len"].as_u64(), Some(bytes.len() as u64), "{m}");
+            (
+                m["type"].as_str().expect("type").to_owned(),
+                bytes.len() as u64,
+                hex::encode(Sha256::digest(&bytes)),
+            )
+        })
+        .collect()
+}
+
+fn count(lines: &[Value], event: &str) -> usize {
+    lines.iter().filter(|l| l["event"] == event).count()
+}
+
+/// The scenario both peers run: messages both ways (one fragmented, one 64-bit length, a
+/// ping), then the client holds the connection open until `gate` exists, sends one more message
+/// and closes with 4000.
+fn scenario(gate: &Path, deflate: bool) -> Value {
+    let pmd = if deflate {
+        json!({"threshold": 0})
+    } else {
+        json!(false)
+    };
+    json!({"live": {
+        "port": 0,
+        "server": {"impl": "node", "perMessageDeflate": pmd, "protocols": ["chat.v1"],
+            "connections": [{"steps": [
+                {"send": {"text": "welcome"}},
+                {"expect": 3},
+                {"send": {"binary_len": 3000, "seed": 5}},
+                {"send": {"json": 7}}
+            ]}]},
+        "client": {"impl": "node", "perMessageDeflate": pmd,
+            "connections": [{"path": "/live?room=1", "protocols": ["chat.v1"], "steps": [
+                {"expect": 1},
+                {"send": {"text": "hello live"}},
+                {"send": {"binary_len": 70000, "seed": 3}},
+                {"ping": "abcd"},
+                {"fragments": [{"text": "part one, "}, {"text": "part two"}]},
+                {"expect": 3},
+                {"wait_file": gate.to_str().expect("utf-8 path")},
+                {"send": {"text": "after the gate"}},
+                {"close": 4000, "reason": "live test done"}
+            ]}]}
+    }})
+}
+
+/// Runs the scenario while `wsinspect -i IFACE` captures; checks every event against the
+/// peers' logs, and the `-w` file against the live output. Returns the capture's link type.
+fn live_session(iface: &str, deflate: bool) -> u64 {
+    let port = free_port();
+    let dir = temp_path(&format!("live-{iface}-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
+    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
+    let (ready, saved) = (dir.join("ready"), dir.join("saved.pcap"));
+    std::fs::write(&scenarios, scenario(&gate, deflate).to_string()).expect("scenario");
+
+    let filter = format!("tcp port {port}");
+    let saved_s = saved.to_str().expect("utf-8").to_owned();
+    let mut cap = Capture::start(&[
+        "-i",
+        iface,
+        "--bpf",
+        &filter,
+        "--ndjson",
+        "--payloads",
+        "full",
+        "--duration",
+        "60s",
+        "--stats-interval",
+        "1s",
+        "-w",
+        &saved_s,
+    ]);
+    let mut procs = Procs(Vec::new());
+    let ready_s = ready.to_str().expect("utf-8");
+    procs.0.push(node_peer(
+        "node_server.js",
+        &scenarios,
+        port,
+        &server_log,
+        &["--ready", ready_s],
+    ));
+    wait_file(&ready);
+    procs.0.push(node_peer(
+        "node_client.js",
+        &scenarios,
+        port,
+        &client_log,
+        &[],
+    ));
+
+    // Everything before the gate arrives while the client holds the connection open.
+    let hs = cap.until("handshake", |l| l["event"] == "handshake");
+    let sixth = cap.until_count("message", 6);
+    assert!(hs < sixth);
+    let client_now = peer_log(&client_log);
+    assert!(
+        client_now["close"].is_null(),
+        "the connection is still open: {client_now}"
+    );
+    assert_eq!(count(&cap.lines, "connection_end"), 0);
+    assert_eq!(count(&cap.lines, "close"), 0);
+    std::fs::write(&gate, b"open\n").expect("gate");
+
+    assert!(wait_exit(&mut procs.0[1], "client").success());
+    assert!(wait_exit(&mut procs.0[0], "server").success());
+    let client = peer_log(&client_log);
+    let server = peer_log(&server_log);
+
+    // Both close frames, and a periodic counter line, arrive before any stop is asked for.
+    cap.until("second close", |l| {
+        l["event"] == "close" && l["dir"] == "s2c"
+    });
+    cap.until("periodic stats", |l| {
+        l["event"] == "stats" && l["final"] == false && l["packets"].as_u64() > Some(0)
+    });
+    let (status, lines, err) = cap.stop("INT");
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    // The handshake as the client saw it.
+    let h = &lines[hs]["handshake"];
+    assert_eq!(h["status"], client["handshake"]["status"]);
+    assert_eq!(h["subprotocol"], client["handshake"]["subprotocol"]);
+    assert_eq!(h["extensions"], client["handshake"]["extensions"]);
+    assert_eq!(h["path"], "/live?room=1");
+    let open = lines
+        .iter()
+        .find(|l| l["event"] == "connection_open")
+        .expect("connection_open");
+    assert_eq!(
+        open["client"],
+        format!("127.0.0.1:{}", client["client_port"])
+    );
+    assert_eq!(open["server"], format!("127.0.0.1:{port}"));
+
+    // Every message, in order, with the hashes the senders logged (and the receivers agree).
+    assert_eq!(seen(&lines, "c2s"), logged(&client["sent"]));
+    assert_eq!(seen(&lines, "s2c"), logged(&server["sent"]));
+    assert_eq!(logged(&client["sent"]), logged(&server["received"]));
+    assert_eq!(logged(&server["sent"]), logged(&client["received"]));
+    assert_eq!(logged(&client["sent"]).len(), 4);
+    if deflate {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["event"] == "message" && l["compressed"] == true),
+            "deflate was negotiated: {h}"
+        );
+    }
+    assert_eq!(count(&lines, "ping"), 1);
+    assert_eq!(count(&lines, "pong"), 1);
+
+    // The close codes both peers logged.
+    let closes: Vec<&Value> = lines.iter().filter(|l| l["event"] == "close").collect();
+    assert_eq!(closes.len(), 2, "{closes:?}");
+    assert_eq!(closes[0]["dir"], "c2s");
+    for (c, side) in closes.iter().zip([&server, &client]) {
+        assert_eq!(c["code"], side["close"]["code"]);
+        assert_eq!(c["reason"], side["close"]["reason"]);
+    }
+    assert_eq!(client["close"]["was_clean"], true);
+
+    // The end: counters (final), the connection, the summary last.
+    let last = lines.last().expect("lines");
+    assert_eq!(last["event"], "capture_end");
+    let stats: Vec<&Value> = lines.iter().filter(|l| l["event"] == "stats").collect();
+    let fin = stats.last().expect("stats");
+    assert_eq!(fin["final"], true);
+    assert_eq!(stats.iter().filter(|s| s["final"] == true).count(), 1);
+    let capture = &last["capture"];
+    assert_eq!(capture["format"], "live");
+    assert_eq!(capture["file"], iface);
+    let mut fin_fields = (*fin).clone();
+    fin_fields.as_object_mut().expect("object").remove("event");
+    assert_eq!(capture["live"], fin_fields);
+    assert_eq!(fin["packets"], capture["packets"]);
+    assert!(fin["received"].as_u64() >= fin["packets"].as_u64());
+    let end = lines
+        .iter()
+        .find(|l| l["event"] == "connection_end")
+        .expect("connection_end");
+    assert_eq!(end["diagnosis"]["kind"], "clean_close", "{end}");
+    assert_eq!(last["summary"]["by_kind"]["clean_close"], 1);
+
+    // The -w file holds what was analysed: the same packets and messages.
+    let out = wsinspect(&[&saved_s, "--json", "--payloads", "full"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["capture"]["packets"], capture["packets"]);
+    assert_eq!(doc["capture"]["link_types"], capture["link_types"]);
+    let messages = doc["connections"][0]["messages"]
+        .as_array()
+        .expect("messages");
+    let live_messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+    assert_eq!(messages.len(), live_messages.len());
+    for (a, b) in messages.iter().zip(live_messages) {
+        assert_eq!(payload_bytes(a), payload_bytes(b));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    capture["link_types"][0].as_u64().expect("link type")
+}
+
+#[test]
+fn loopback_session_streams_as_it_happens_and_matches_the_peers() {
+    assert_eq!(live_session("lo", true), 1);
+}
+
+#[test]
+fn any_interface_is_linux_cooked() {
+    let lt = live_session("any", false);
+    assert!(lt == 276 || lt == 113, "link type {lt}");
+}
+
+/// Runs wsinspect with `args` and returns (status, stderr).
+fn fails(args: &[&str]) -> (Option<i32>, String) {
+    let out = wsinspect(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_filter_is_one_line_and_exit_2() {
+    let (code, err) = fails(&["-i", "lo", "--bpf", "tcp port", "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad BPF filter \"tcp port\""), "{err}");
+}
+
+#[test]
+fn unknown_interface_is_one_line_and_exit_2() {
+    let (code, err) = fails(&["-i", "nosuch0", "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no interface named \"nosuch0\""), "{err}");
+}
+
+#[test]
+fn no_permission_is_one_line_naming_setcap() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsinspect"));
+    cmd.args(["-i", "lo", "--duration", "1s"]);
+    if nix::unistd::geteuid().is_root() {
+        // As nobody: no CAP_NET_RAW.
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("run wsinspect");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no permission to capture on lo"), "{err}");
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_user_stops_before_capturing() {
+    let (code, err) = fails(&["-i", "lo", "--user", "no-such-user-x", "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot drop privileges to user \"no-such-user-x\""),
+        "{err}"
+    );
+}
+
+/// After `--user`, files are created as that user; SIGTERM stops as cleanly as SIGINT, and a
+/// quiet interface still ends with the counters and the summary.
+#[test]
+fn user_owns_the_files_and_sigterm_stops_cleanly() {
+    use std::os::unix::fs::MetadataExt;
+    let dir: PathBuf = temp_path("live-user");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Writable by the user the capture becomes.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        .expect("chmod");
+    let saved = dir.join("saved.pcap");
+    let filter = format!("tcp port {}", free_port());
+    let root = nix::unistd::geteuid().is_root();
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("user")
+        .expect("named");
+    let user = if root { "nobody" } else { me.name.as_str() };
+    let target = nix::unistd::User::from_name(user)
+        .expect("user")
+        .expect("known");
+    let cap = Capture::start(&[
+        "-i",
+        "lo",
+        "--bpf",
+        &filter,
+        "--user",
+        user,
+        "-w",
+        saved.to_str().expect("utf-8"),
+        "--ndjson",
+        "--duration",
+        "60s",
+    ]);
+    let (status, lines, err) = cap.stop("TERM");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(saved.metadata().expect("saved").uid(), target.uid.as_raw());
+    let types: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(types, ["stats", "capture_end"]);
+    assert_eq!(lines[1]["capture"]["connections"], 0);
+    let out = wsinspect(&[saved.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}
