@@ -552,3 +552,192 @@ fn user_owns_the_files_and_sigterm_stops_cleanly() {
     assert_eq!(out.status.code(), Some(0));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `GET path` on a loopback HTTP server; the body, or `None` when nothing answers yet.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_owned())
+}
+
+/// Percent-encodes a PromQL query for a URL.
+fn urlencode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value Prometheus stores for an instant query (summed over series), if any.
+fn prom_value(port: u16, query: &str) -> Option<f64> {
+    let body = http_get(port, &format!("/api/v1/query?query={}", urlencode(query)))?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    let first = result.first()?;
+    first["value"][1].as_str()?.parse().ok()
+}
+
+/// A real Prometheus server scrapes `wsinspect -i lo --metrics` while real ws peers talk; the
+/// counters it stores match what the peers logged.
+#[test]
+fn prometheus_scrapes_the_counts_the_peers_logged() {
+    let prometheus = Command::new("prometheus").arg("--version").output();
+    assert!(
+        prometheus.is_ok_and(|o| o.status.success()),
+        "this test needs a Prometheus server: apt-get install prometheus (.ci/run does)"
+    );
+    let (port, metrics_port, prom_port) = (free_port(), free_port(), free_port());
+    let dir = temp_path(&format!("prometheus-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
+    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
+    let ready = dir.join("ready");
+    // No holding back here: the client runs its scenario through.
+    std::fs::write(&gate, b"open\n").expect("gate");
+    std::fs::write(&scenarios, scenario(&gate, true).to_string()).expect("scenario");
+
+    let filter = format!("tcp port {port}");
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut cap = Capture::start(&[
+        "-i",
+        "lo",
+        "--bpf",
+        &filter,
+        "--ndjson",
+        "--metrics",
+        &metrics_addr,
+        "--duration",
+        "90s",
+        "--stats-interval",
+        "1s",
+    ]);
+    let deadline = Instant::now() + PATIENCE;
+    while http_get(metrics_port, "/metrics").is_none() {
+        assert!(Instant::now() < deadline, "wsinspect never served /metrics");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: wsinspect\n    static_configs:\n      - targets: ['{metrics_addr}']\n"
+        ),
+    )
+    .expect("config");
+    let mut procs = Procs(Vec::new());
+    procs.0.push(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    // Prometheus is up and has scraped wsinspect at least once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prom_value(prom_port, "up{job=\"wsinspect\"}") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped wsinspect"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let ready_s = ready.to_str().expect("utf-8");
+    procs.0.push(node_peer(
+        "node_server.js",
+        &scenarios,
+        port,
+        &server_log,
+        &["--ready", ready_s],
+    ));
+    wait_file(&ready);
+    procs.0.push(node_peer(
+        "node_client.js",
+        &scenarios,
+        port,
+        &client_log,
+        &[],
+    ));
+    assert!(wait_exit(&mut procs.0[2], "client").success());
+    assert!(wait_exit(&mut procs.0[1], "server").success());
+    let client = peer_log(&client_log);
+    let server = peer_log(&server_log);
+    // The connection has ended in wsinspect's eyes (after its close linger).
+    cap.until("connection_end", |l| l["event"] == "connection_end");
+
+    // What Prometheus stored, against the peers' logs.
+    let mut want: Vec<(String, f64)> = Vec::new();
+    for (side, dir) in [(&client, "c2s"), (&server, "s2c")] {
+        for ty in ["text", "binary"] {
+            let sent: Vec<&Value> = side["sent"]
+                .as_array()
+                .expect("sent")
+                .iter()
+                .filter(|m| m["type"] == ty)
+                .collect();
+            if sent.is_empty() {
+                continue;
+            }
+            let bytes: u64 = sent.iter().filter_map(|m| m["len"].as_u64()).sum();
+            want.push((
+                format!("wsinspect_messages_total{{dir=\"{dir}\",type=\"{ty}\"}}"),
+                sent.len() as f64,
+            ));
+            want.push((
+                format!("wsinspect_message_bytes_total{{dir=\"{dir}\",type=\"{ty}\"}}"),
+                bytes as f64,
+            ));
+        }
+    }
+    for (side, name) in [(&client, "client"), (&server, "server")] {
+        let code = side["close"]["code"].as_u64().expect("a logged close code");
+        want.push((
+            format!("wsinspect_close_observed_total{{side=\"{name}\",code=\"{code}\"}}"),
+            1.0,
+        ));
+    }
+    want.push((
+        "wsinspect_connections_ended_total{kind=\"clean_close\"}".into(),
+        1.0,
+    ));
+    want.push(("wsinspect_connections_open".into(), 0.0));
+    want.push(("wsinspect_ping_rtt_seconds_count".into(), 1.0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (query, value) in &want {
+        loop {
+            let got = prom_value(prom_port, query);
+            if got == Some(*value) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus has {query} = {got:?}, the peers logged {value}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    let dropped = prom_value(prom_port, "sum(wsinspect_capture_dropped_packets_total)");
+    assert_eq!(
+        dropped,
+        Some(0.0),
+        "capture drops are exported (and none here)"
+    );
+    let (status, _, err) = cap.stop("INT");
+    assert_eq!(status.code(), Some(0), "{err}");
+    drop(procs);
+    std::fs::remove_dir_all(&dir).ok();
+}
