@@ -80,6 +80,15 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
     max_ooo_bytes: usize,
 
+    /// Largest HTTP request or response head, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_http_header_bytes, help_heading = "Limits")]
+    max_http_header_bytes: usize,
+
+    /// Payload and preview bytes the JSON document holds for connections still open; later
+    /// messages are listed without payload.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_held_payload_bytes, help_heading = "Limits")]
+    max_held_payload_bytes: u64,
+
     /// Exit with status 1 when a connection ended abnormally, or has an anomaly.
     #[arg(long, value_enum, value_name = "WHAT", help_heading = "Diagnosis")]
     fail_on: Option<FailOn>,
@@ -131,6 +140,8 @@ fn run(cli: &Cli) -> Result<CaptureSummary> {
         max_frame_bytes: cli.max_frame_bytes,
         max_flows: cli.max_flows.max(1),
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
+        max_http_header_bytes: cli.max_http_header_bytes,
+        max_held_payload_bytes: cli.max_held_payload_bytes,
         ..Limits::default()
     };
     let cfg = Config {

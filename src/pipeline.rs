@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{ConnId, Event};
 use crate::net::{self, Skip, TcpPacket};
-use crate::session::{Ctx, Session};
+use crate::session::{Ctx, HeldPayload, Session};
 use crate::tcp::{FlowKey, FlowTable, TcpConn};
 use crate::types::Ts;
 
@@ -32,6 +32,11 @@ pub trait EventSink {
     fn event(&mut self, ev: Event) -> io::Result<()>;
     /// The capture is over; no more events follow.
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()>;
+    /// Whether message payloads stay in memory until their connection ends, so that
+    /// [`crate::config::Limits::max_held_payload_bytes`] applies.
+    fn holds_payloads(&self) -> bool {
+        true
+    }
 }
 
 /// Collects events in memory (tests, small captures).
@@ -99,17 +104,9 @@ struct Flow {
 
 /// Runs one segment through its flow's reassembly and session; returns whether this segment
 /// closed the connection (FIN both ways or RST).
-fn feed(
-    flow: &mut Flow,
-    tp: &TcpPacket<'_>,
-    now: Ts,
-    cfg: &Config,
-    next_id: &mut ConnId,
-    out: &mut Vec<Event>,
-) -> bool {
+fn feed(flow: &mut Flow, tp: &TcpPacket<'_>, now: Ts, mut ctx: Ctx<'_>) -> bool {
     let was_closed = flow.tcp.is_closed();
     let dir = flow.tcp.direction(tp);
-    let mut ctx = Ctx { cfg, next_id, out };
     let Flow { tcp, session } = flow;
     session.packet(dir, now);
     tcp.segment(now, tp, &mut |ev| session.stream_event(ev, &mut ctx));
@@ -123,6 +120,7 @@ pub struct Pipeline<S: EventSink> {
     closing: VecDeque<(FlowKey, Ts)>,
     next_id: ConnId,
     queue: Vec<Event>,
+    held: HeldPayload,
     sink: S,
     summary: CaptureSummary,
     last_sweep: Option<Ts>,
@@ -132,12 +130,19 @@ impl<S: EventSink> Pipeline<S> {
     /// A pipeline writing to `sink`.
     pub fn new(cfg: Config, sink: S) -> Pipeline<S> {
         let flows = FlowTable::new(cfg.limits.max_flows);
+        // A sink that writes as it goes holds nothing: no reason to drop payloads for it.
+        let held = HeldPayload::new(if sink.holds_payloads() {
+            cfg.limits.max_held_payload_bytes
+        } else {
+            u64::MAX
+        });
         Pipeline {
             cfg,
             flows,
             closing: VecDeque::new(),
             next_id: 1,
             queue: Vec::new(),
+            held,
             sink,
             summary: CaptureSummary::default(),
             last_sweep: None,
@@ -172,9 +177,12 @@ impl<S: EventSink> Pipeline<S> {
                 flow,
                 &tp,
                 now,
-                &self.cfg,
-                &mut self.next_id,
-                &mut self.queue,
+                Ctx {
+                    cfg: &self.cfg,
+                    next_id: &mut self.next_id,
+                    out: &mut self.queue,
+                    held: &mut self.held,
+                },
             ),
             found => {
                 if found.is_some()
@@ -194,9 +202,12 @@ impl<S: EventSink> Pipeline<S> {
                         flow,
                         &tp,
                         now,
-                        &self.cfg,
-                        &mut self.next_id,
-                        &mut self.queue,
+                        Ctx {
+                            cfg: &self.cfg,
+                            next_id: &mut self.next_id,
+                            out: &mut self.queue,
+                            held: &mut self.held,
+                        },
                     ),
                     None => false,
                 }
@@ -242,6 +253,7 @@ impl<S: EventSink> Pipeline<S> {
             cfg: &self.cfg,
             next_id: &mut self.next_id,
             out: &mut self.queue,
+            held: &mut self.held,
         };
         let Flow { tcp, session } = &mut flow;
         tcp.finish(ts, &mut |ev| session.stream_event(ev, &mut ctx));
@@ -250,6 +262,8 @@ impl<S: EventSink> Pipeline<S> {
         } else {
             ended_by
         };
+        // The sink lets go of the connection's messages when it ends.
+        self.held.release(session.held_payload());
         if let Some(end) = session.end(ts, ended_by, tcp.stats()) {
             self.summary.connections += 1;
             self.queue.push(Event::ConnectionEnd(Box::new(end)));

@@ -47,6 +47,11 @@ struct CaptureEnd<'a> {
 }
 
 impl<W: Write> EventSink for NdjsonSink<W> {
+    /// Each event is written as it comes; nothing is held.
+    fn holds_payloads(&self) -> bool {
+        false
+    }
+
     fn event(&mut self, ev: Event) -> io::Result<()> {
         self.line(&ev)
     }

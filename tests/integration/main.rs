@@ -5,6 +5,7 @@
 mod cli;
 mod corpus;
 mod diagnosis;
+mod hostile;
 mod robustness;
 mod samples;
 mod util;
