@@ -92,10 +92,13 @@ pub struct Session {
     client_http: ClientHttp,
     server_body: Option<BodySkipper>,
     pending: VecDeque<PendingRequest>,
-    handshake: Option<Handshake>,
+    /// Boxed for the same reason as `ws`.
+    handshake: Option<Box<Handshake>>,
     handshake_seen: bool,
     upgrade_attempts: u32,
-    ws: Option<[WsDir; 2]>,
+    /// Boxed: most tracked flows (a SYN flood, plain HTTP) never get here, and the flow table's
+    /// memory per flow is what bounds a flood.
+    ws: Option<Box<[WsDir; 2]>>,
     stats: [DirStats; 2],
     pings: [VecDeque<PendingPing>; 2],
     next_ping_id: u32,
@@ -685,7 +688,7 @@ impl Session {
                 handshake: hs.clone(),
             })));
         }
-        self.handshake = Some(hs);
+        self.handshake = Some(Box::new(hs));
         if accepted {
             self.enter_websocket(deflate, ts, ctx);
         }
@@ -720,7 +723,7 @@ impl Session {
                 d.assembler.desync(&mut |_| {});
             }
         }
-        self.ws = Some(dirs);
+        self.ws = Some(Box::new(dirs));
         self.phase = Phase::WebSocket;
         let held = std::mem::take(&mut self.held);
         self.head_partial_at = [0, 0];
@@ -1113,7 +1116,11 @@ impl Session {
         let unanswered = self.pending.iter_mut().rev().find_map(|p| p.upgrade.take());
         if let Some(upgrade) = unanswered {
             let (request, req_ts) = *upgrade;
-            self.handshake = Some(build_handshake(Some((&request, req_ts)), None, req_ts));
+            self.handshake = Some(Box::new(build_handshake(
+                Some((&request, req_ts)),
+                None,
+                req_ts,
+            )));
         }
         let (c, s) = if self.flipped { (1, 0) } else { (0, 1) };
         let ttl = |i: usize| TtlRange {
@@ -1139,7 +1146,7 @@ impl Session {
             end_ts,
             ended_by,
             handshake_seen: self.handshake_seen,
-            handshake: self.handshake.clone(),
+            handshake: self.handshake.as_deref().cloned(),
             upgrade_attempts: self.upgrade_attempts,
             c2s: self.stats[0].clone(),
             s2c: self.stats[1].clone(),
@@ -1447,5 +1454,45 @@ mod tests {
             (p.as_str(), matches!(enc, PayloadEncoding::Base64)),
             ("/wA=", true)
         );
+    }
+
+    #[test]
+    fn head_is_parsed_again_only_when_it_can_be_complete() {
+        let mut at = 0;
+        let mut buf = b"GET / HTTP/1.1\r\nHost: a".to_vec();
+        // A first look always parses; the caller then records where the head was unfinished.
+        assert!(head_may_be_complete(&buf, &mut at, 1000));
+        at = buf.len();
+        buf.extend_from_slice(b"aaaa\r\nX: y");
+        assert!(!head_may_be_complete(&buf, &mut at, 1000));
+        assert_eq!(at, buf.len() - 10, "the unfinished length is kept");
+        // The blank line straddles the previous end.
+        at = buf.len();
+        buf.extend_from_slice(b"\r\n");
+        assert!(!head_may_be_complete(&buf, &mut at, 1000));
+        at = buf.len();
+        buf.extend_from_slice(b"\r\n");
+        assert!(head_may_be_complete(&buf, &mut at, 1000));
+        assert_eq!(at, 0);
+        // Bare LF heads, and the cap, count too.
+        let mut at = 3;
+        assert!(head_may_be_complete(b"GET\n\n", &mut at, 1000));
+        let mut at = 3;
+        assert!(head_may_be_complete(b"GET xx", &mut at, 6));
+        // A buffer shorter than recorded was drained: look again.
+        let mut at = 50;
+        assert!(head_may_be_complete(b"GET", &mut at, 1000));
+    }
+
+    #[test]
+    fn held_payload_takes_what_fits_and_releases() {
+        let mut h = HeldPayload::new(10);
+        assert!(h.take(6));
+        assert!(!h.take(5));
+        assert!(h.take(4));
+        assert_eq!(h.used(), 10);
+        h.release(6);
+        assert!(h.take(5));
+        assert!(!HeldPayload::new(u64::MAX - 1).take(u64::MAX));
     }
 }
