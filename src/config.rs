@@ -18,6 +18,10 @@ pub struct Limits {
     pub max_http_header_bytes: usize,
     /// Bytes of each message kept for the `preview` field.
     pub preview_bytes: usize,
+    /// Payload and preview bytes held, over all open connections, by a sink that keeps a
+    /// connection's messages until it ends (the JSON document); later messages are listed
+    /// without their payload.
+    pub max_held_payload_bytes: u64,
     /// A flow silent for this long (capture time, nanoseconds) is closed and evicted.
     pub idle_timeout_ns: i64,
 }
@@ -31,6 +35,7 @@ impl Default for Limits {
             max_flows: 100_000,
             max_http_header_bytes: 64 << 10,
             preview_bytes: 120,
+            max_held_payload_bytes: 256 << 20,
             idle_timeout_ns: 3_600 * 1_000_000_000,
         }
     }

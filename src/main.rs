@@ -202,6 +202,15 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_dir, help_heading = "Limits")]
     max_ooo_bytes: usize,
 
+    /// Largest HTTP request or response head, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_http_header_bytes, help_heading = "Limits")]
+    max_http_header_bytes: usize,
+
+    /// Payload and preview bytes the JSON document holds for connections still open; later
+    /// messages are listed without payload.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_held_payload_bytes, help_heading = "Limits")]
+    max_held_payload_bytes: u64,
+
     #[command(flatten)]
     live: LiveArgs,
 }
@@ -393,6 +402,8 @@ fn config(cli: &Cli) -> Result<Config> {
         max_flows: cli.max_flows.max(1),
         max_ooo_bytes_per_dir: cli.max_ooo_bytes,
         idle_timeout_ns: i64::try_from(cli.live.idle_timeout.as_nanos()).unwrap_or(i64::MAX),
+        max_http_header_bytes: cli.max_http_header_bytes,
+        max_held_payload_bytes: cli.max_held_payload_bytes,
         ..Limits::default()
     };
     Ok(Config {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{ConnId, Event};
 use crate::net::{self, Skip, TcpPacket};
-use crate::session::{Ctx, Session};
+use crate::session::{Ctx, HeldPayload, Session};
 use crate::tcp::{FlowKey, FlowTable, TcpConn};
 use crate::types::Ts;
 
@@ -41,6 +41,11 @@ pub trait EventSink {
     /// waiting, so a reader sees events at once without a write per event under load.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    /// Whether message payloads stay in memory until their connection ends, so that
+    /// [`crate::config::Limits::max_held_payload_bytes`] applies.
+    fn holds_payloads(&self) -> bool {
+        true
     }
 }
 
@@ -141,17 +146,9 @@ struct Flow {
 
 /// Runs one segment through its flow's reassembly and session; returns whether this segment
 /// closed the connection (FIN both ways or RST).
-fn feed(
-    flow: &mut Flow,
-    tp: &TcpPacket<'_>,
-    now: Ts,
-    cfg: &Config,
-    next_id: &mut ConnId,
-    out: &mut Vec<Event>,
-) -> bool {
+fn feed(flow: &mut Flow, tp: &TcpPacket<'_>, now: Ts, mut ctx: Ctx<'_>) -> bool {
     let was_closed = flow.tcp.is_closed();
     let dir = flow.tcp.direction(tp);
-    let mut ctx = Ctx { cfg, next_id, out };
     let Flow { tcp, session } = flow;
     session.packet(dir, now);
     tcp.segment(now, tp, &mut |ev| session.stream_event(ev, &mut ctx));
@@ -165,6 +162,7 @@ pub struct Pipeline<S: EventSink> {
     closing: VecDeque<(FlowKey, Ts)>,
     next_id: ConnId,
     queue: Vec<Event>,
+    held: HeldPayload,
     sink: S,
     summary: CaptureSummary,
     last_sweep: Option<Ts>,
@@ -176,12 +174,19 @@ impl<S: EventSink> Pipeline<S> {
     /// A pipeline writing to `sink`.
     pub fn new(cfg: Config, sink: S) -> Pipeline<S> {
         let flows = FlowTable::new(cfg.limits.max_flows);
+        // A sink that writes as it goes holds nothing: no reason to drop payloads for it.
+        let held = HeldPayload::new(if sink.holds_payloads() {
+            cfg.limits.max_held_payload_bytes
+        } else {
+            u64::MAX
+        });
         Pipeline {
             cfg,
             flows,
             closing: VecDeque::new(),
             next_id: 1,
             queue: Vec::new(),
+            held,
             sink,
             summary: CaptureSummary::default(),
             last_sweep: None,
@@ -222,9 +227,12 @@ impl<S: EventSink> Pipeline<S> {
                 flow,
                 &tp,
                 now,
-                &self.cfg,
-                &mut self.next_id,
-                &mut self.queue,
+                Ctx {
+                    cfg: &self.cfg,
+                    next_id: &mut self.next_id,
+                    out: &mut self.queue,
+                    held: &mut self.held,
+                },
             ),
             found => {
                 if found.is_some()
@@ -244,9 +252,12 @@ impl<S: EventSink> Pipeline<S> {
                         flow,
                         &tp,
                         now,
-                        &self.cfg,
-                        &mut self.next_id,
-                        &mut self.queue,
+                        Ctx {
+                            cfg: &self.cfg,
+                            next_id: &mut self.next_id,
+                            out: &mut self.queue,
+                            held: &mut self.held,
+                        },
                     ),
                     None => false,
                 }
@@ -326,6 +337,7 @@ impl<S: EventSink> Pipeline<S> {
             cfg: &self.cfg,
             next_id: &mut self.next_id,
             out: &mut self.queue,
+            held: &mut self.held,
         };
         let Flow { tcp, session } = &mut flow;
         tcp.finish(ts, &mut |ev| session.stream_event(ev, &mut ctx));
@@ -334,6 +346,8 @@ impl<S: EventSink> Pipeline<S> {
         } else {
             ended_by
         };
+        // The sink lets go of the connection's messages when it ends.
+        self.held.release(session.held_payload());
         if let Some(end) = session.end(ts, ended_by, tcp.stats()) {
             self.summary.connections += 1;
             self.queue.push(Event::ConnectionEnd(Box::new(end)));

@@ -92,13 +92,18 @@ pub struct Session {
     midstream_attempts: [u8; 2],
     /// Held stream bytes per application direction while HTTP is parsed.
     held: [Vec<u8>; 2],
+    /// Length of `held` when a head parse last found it unfinished (0: parse on the next look).
+    head_partial_at: [usize; 2],
     client_http: ClientHttp,
     server_body: Option<BodySkipper>,
     pending: VecDeque<PendingRequest>,
-    handshake: Option<Handshake>,
+    /// Boxed for the same reason as `ws`.
+    handshake: Option<Box<Handshake>>,
     handshake_seen: bool,
     upgrade_attempts: u32,
-    ws: Option<[WsDir; 2]>,
+    /// Boxed: most tracked flows (a SYN flood, plain HTTP) never get here, and the flow table's
+    /// memory per flow is what bounds a flood.
+    ws: Option<Box<[WsDir; 2]>>,
     stats: [DirStats; 2],
     pings: [VecDeque<PendingPing>; 2],
     next_ping_id: u32,
@@ -109,6 +114,45 @@ pub struct Session {
     anomalies: u64,
     /// TLS state of a wss:// connection.
     tls: Option<Box<TlsConn>>,
+    /// Payload and preview bytes of this connection's messages counted in [`HeldPayload`].
+    payload_held: u64,
+    payload_cap_reported: bool,
+}
+
+/// Payload bytes a sink holds for connections still open, against their cap
+/// ([`crate::config::Limits::max_held_payload_bytes`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HeldPayload {
+    used: u64,
+    max: u64,
+}
+
+impl HeldPayload {
+    /// Nothing held yet; at most `max` bytes.
+    pub fn new(max: u64) -> HeldPayload {
+        HeldPayload { used: 0, max }
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn take(&mut self, n: u64) -> bool {
+        match self.used.checked_add(n) {
+            Some(u) if u <= self.max => {
+                self.used = u;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A connection ended and the sink let go of its `n` bytes.
+    pub fn release(&mut self, n: u64) {
+        self.used = self.used.saturating_sub(n);
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
 }
 
 /// What the session needs from its surroundings for one call.
@@ -119,6 +163,8 @@ pub struct Ctx<'a> {
     pub next_id: &'a mut ConnId,
     /// Events go here, in order.
     pub out: &'a mut Vec<Event>,
+    /// Payload bytes held by the sink for all open connections.
+    pub held: &'a mut HeldPayload,
 }
 
 impl Session {
@@ -135,6 +181,7 @@ impl Session {
             start_ts,
             midstream_attempts: [0; 2],
             held: [Vec::new(), Vec::new()],
+            head_partial_at: [0, 0],
             client_http: ClientHttp::Heads,
             server_body: None,
             pending: VecDeque::new(),
@@ -151,7 +198,14 @@ impl Session {
             gaps: Vec::new(),
             anomalies: 0,
             tls: None,
+            payload_held: 0,
+            payload_cap_reported: false,
         }
+    }
+
+    /// Payload and preview bytes of this connection's message events (see [`HeldPayload`]).
+    pub fn held_payload(&self) -> u64 {
+        self.payload_held
     }
 
     /// The connection id, once the flow was recognised as WebSocket.
@@ -355,6 +409,20 @@ impl Session {
             Phase::Ignored => {}
             Phase::Http => {
                 self.held[dir.index()].extend_from_slice(bytes);
+                let max_head = ctx.cfg.limits.max_http_header_bytes;
+                if dir == Dir::C2s
+                    && matches!(self.client_http, ClientHttp::AwaitingAnswer)
+                    && self.held[0].len() > max_head
+                {
+                    // Bytes behind an unanswered upgrade request are held for the answer; a
+                    // client that keeps sending must not grow that without bound.
+                    let detail = format!(
+                        "over {max_head} bytes sent after the upgrade request before any answer; \
+                         decoded as frames from here"
+                    );
+                    self.give_up_http(ts, dir, "early_data_too_large", detail, ctx);
+                    return;
+                }
                 self.http(ts, ctx);
             }
             Phase::WebSocket => self.ws_bytes(dir, ts, bytes, ctx),
@@ -459,9 +527,18 @@ impl Session {
                     false
                 }
             },
+            ClientHttp::Heads
+                if !head_may_be_complete(buf, &mut self.head_partial_at[0], max_head) =>
+            {
+                false
+            }
             ClientHttp::Heads => match http::parse_request(buf, max_head) {
-                Parsed::Partial => false,
+                Parsed::Partial => {
+                    self.head_partial_at[0] = buf.len();
+                    false
+                }
                 Parsed::TooLarge => {
+                    self.unreadable_upgrade(max_head, ctx);
                     self.give_up_http(
                         ts,
                         Dir::C2s,
@@ -472,6 +549,7 @@ impl Session {
                     false
                 }
                 Parsed::Invalid(why) => {
+                    self.unreadable_upgrade(max_head, ctx);
                     self.give_up_http(ts, Dir::C2s, "http_invalid", format!("request: {why}"), ctx);
                     false
                 }
@@ -504,6 +582,26 @@ impl Session {
         }
     }
 
+    /// A request head that cannot be parsed (too large, or invalid) but names a WebSocket
+    /// upgrade is an upgrade attempt: the connection is reported, so that the anomaly saying
+    /// why its head was refused is seen rather than the flow silently ignored.
+    fn unreadable_upgrade(&mut self, max_head: usize, ctx: &mut Ctx<'_>) {
+        let buf = &self.held[0];
+        let window = buf.get(..buf.len().min(max_head)).unwrap_or_default();
+        let names_upgrade = [&b"\nupgrade:"[..], b"\nsec-websocket-key:"]
+            .iter()
+            .any(|needle| {
+                window
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle))
+            });
+        if names_upgrade {
+            self.handshake_seen = true;
+            self.upgrade_attempts += 1;
+            self.recognise(ctx);
+        }
+    }
+
     /// One step of the server's HTTP; returns whether it consumed anything.
     fn http_server(&mut self, ts: Ts, ctx: &mut Ctx<'_>) -> bool {
         let max_head = ctx.cfg.limits.max_http_header_bytes;
@@ -525,8 +623,14 @@ impl Session {
                 }
             };
         }
+        if !head_may_be_complete(&self.held[1], &mut self.head_partial_at[1], max_head) {
+            return false;
+        }
         match http::parse_response(&self.held[1], max_head) {
-            Parsed::Partial => false,
+            Parsed::Partial => {
+                self.head_partial_at[1] = self.held[1].len();
+                false
+            }
             Parsed::TooLarge => {
                 self.give_up_http(
                     ts,
@@ -606,6 +710,7 @@ impl Session {
         } else {
             self.phase = Phase::Ignored;
             self.held = [Vec::new(), Vec::new()];
+            self.head_partial_at = [0, 0];
         }
     }
 
@@ -651,7 +756,7 @@ impl Session {
                 handshake: hs.clone(),
             })));
         }
-        self.handshake = Some(hs);
+        self.handshake = Some(Box::new(hs));
         if accepted {
             self.enter_websocket(deflate, ts, ctx);
         }
@@ -686,9 +791,10 @@ impl Session {
                 d.assembler.desync(&mut |_| {});
             }
         }
-        self.ws = Some(dirs);
+        self.ws = Some(Box::new(dirs));
         self.phase = Phase::WebSocket;
         let held = std::mem::take(&mut self.held);
+        self.head_partial_at = [0, 0];
         // Frames the server sent right behind its 101 come first: the client's can only follow.
         for dir in [Dir::S2c, Dir::C2s] {
             let bytes = &held[dir.index()];
@@ -722,6 +828,7 @@ impl Session {
                     self.phase = Phase::Start;
                     self.damaged = true;
                     self.held = [Vec::new(), Vec::new()];
+                    self.head_partial_at = [0, 0];
                     self.client_http = ClientHttp::Heads;
                     self.server_body = None;
                     self.pending.clear();
@@ -911,6 +1018,17 @@ impl Session {
                     }
                     _ => (None, None, None),
                 };
+                let size = preview
+                    .as_ref()
+                    .or(payload.as_ref())
+                    .map_or(0, |p| p.len() as u64);
+                let capped = !ctx.held.take(size);
+                let (preview, payload, payload_encoding) = if capped {
+                    (None, None, None)
+                } else {
+                    self.payload_held += size;
+                    (preview, payload, payload_encoding)
+                };
                 ctx.out.push(Event::Message(MessageEvent {
                     conn,
                     ts,
@@ -928,6 +1046,14 @@ impl Session {
                     payload,
                     payload_encoding,
                 }));
+                if capped && !std::mem::replace(&mut self.payload_cap_reported, true) {
+                    let detail = format!(
+                        "payloads held for open connections reached {} bytes; this \
+                         connection's later messages are listed without payload",
+                        ctx.held.max
+                    );
+                    self.anomaly(ts, Some(dir), "payload_memory_cap", detail, ctx);
+                }
             }
             AssemblerEvent::Control { header, payload } => {
                 self.control(dir, ts, &header, payload, close_seen, ctx)
@@ -1061,7 +1187,11 @@ impl Session {
         let unanswered = self.pending.iter_mut().rev().find_map(|p| p.upgrade.take());
         if let Some(upgrade) = unanswered {
             let (request, req_ts) = *upgrade;
-            self.handshake = Some(build_handshake(Some((&request, req_ts)), None, req_ts));
+            self.handshake = Some(Box::new(build_handshake(
+                Some((&request, req_ts)),
+                None,
+                req_ts,
+            )));
         }
         let (c, s) = if self.flipped { (1, 0) } else { (0, 1) };
         let ttl = |i: usize| TtlRange {
@@ -1087,7 +1217,7 @@ impl Session {
             end_ts,
             ended_by,
             handshake_seen: self.handshake_seen,
-            handshake: self.handshake.clone(),
+            handshake: self.handshake.as_deref().cloned(),
             upgrade_attempts: self.upgrade_attempts,
             c2s: self.stats[0].clone(),
             s2c: self.stats[1].clone(),
@@ -1348,6 +1478,27 @@ fn preview(data: &[u8], text: bool, max: usize) -> String {
     }
 }
 
+/// Whether parsing the head at the start of `buf` can give something new since it was last
+/// found unfinished at `partial_at` bytes: a first look, a blank line among the bytes added since
+/// (a head ends with one), or the cap reached. Without this, a long head arriving in small
+/// segments is rescanned from its start on every segment, quadratic in its length. Resets
+/// `partial_at` when the answer is yes, so a drained buffer is always looked at.
+fn head_may_be_complete(buf: &[u8], partial_at: &mut usize, max_head: usize) -> bool {
+    let seen = std::mem::take(partial_at);
+    if seen == 0 || seen > buf.len() || buf.len() >= max_head {
+        return true;
+    }
+    // Two bytes of overlap: the blank line may straddle the old end.
+    let new = buf.get(seen.saturating_sub(2)..).unwrap_or_default();
+    if memchr::memmem::find(new, b"\n\n").is_some()
+        || memchr::memmem::find(new, b"\n\r\n").is_some()
+    {
+        return true;
+    }
+    *partial_at = seen;
+    false
+}
+
 /// The whole payload: valid UTF-8 text as a string, anything else as base64.
 fn full_payload(data: &[u8], text: bool) -> (String, PayloadEncoding) {
     if text && let Ok(s) = simdutf8::basic::from_utf8(data) {
@@ -1375,5 +1526,45 @@ mod tests {
             (p.as_str(), matches!(enc, PayloadEncoding::Base64)),
             ("/wA=", true)
         );
+    }
+
+    #[test]
+    fn head_is_parsed_again_only_when_it_can_be_complete() {
+        let mut at = 0;
+        let mut buf = b"GET / HTTP/1.1\r\nHost: a".to_vec();
+        // A first look always parses; the caller then records where the head was unfinished.
+        assert!(head_may_be_complete(&buf, &mut at, 1000));
+        at = buf.len();
+        buf.extend_from_slice(b"aaaa\r\nX: y");
+        assert!(!head_may_be_complete(&buf, &mut at, 1000));
+        assert_eq!(at, buf.len() - 10, "the unfinished length is kept");
+        // The blank line straddles the previous end.
+        at = buf.len();
+        buf.extend_from_slice(b"\r\n");
+        assert!(!head_may_be_complete(&buf, &mut at, 1000));
+        at = buf.len();
+        buf.extend_from_slice(b"\r\n");
+        assert!(head_may_be_complete(&buf, &mut at, 1000));
+        assert_eq!(at, 0);
+        // Bare LF heads, and the cap, count too.
+        let mut at = 3;
+        assert!(head_may_be_complete(b"GET\n\n", &mut at, 1000));
+        let mut at = 3;
+        assert!(head_may_be_complete(b"GET xx", &mut at, 6));
+        // A buffer shorter than recorded was drained: look again.
+        let mut at = 50;
+        assert!(head_may_be_complete(b"GET", &mut at, 1000));
+    }
+
+    #[test]
+    fn held_payload_takes_what_fits_and_releases() {
+        let mut h = HeldPayload::new(10);
+        assert!(h.take(6));
+        assert!(!h.take(5));
+        assert!(h.take(4));
+        assert_eq!(h.used(), 10);
+        h.release(6);
+        assert!(h.take(5));
+        assert!(!HeldPayload::new(u64::MAX - 1).take(u64::MAX));
     }
 }

@@ -1209,6 +1209,10 @@ impl<S: EventSink> AnalysisSink<S> {
 }
 
 impl<S: EventSink> EventSink for AnalysisSink<S> {
+    fn holds_payloads(&self) -> bool {
+        self.inner.holds_payloads()
+    }
+
     fn event(&mut self, ev: Event) -> io::Result<()> {
         self.analyzer.observe(&ev);
         match ev {

@@ -310,6 +310,10 @@ impl<S: EventSink> EventSink for MetricsSink<S> {
         self.inner.flush()
     }
 
+    fn holds_payloads(&self) -> bool {
+        self.inner.holds_payloads()
+    }
+
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {
         self.metrics.capture_totals(summary.packets, 0, 0);
         self.inner.finish(summary)

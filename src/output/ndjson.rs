@@ -55,6 +55,11 @@ struct Stats<'a> {
 }
 
 impl<W: Write> EventSink for NdjsonSink<W> {
+    /// Each event is written as it comes; nothing is held.
+    fn holds_payloads(&self) -> bool {
+        false
+    }
+
     fn event(&mut self, ev: Event) -> io::Result<()> {
         self.line(&ev)
     }

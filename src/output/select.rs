@@ -414,6 +414,10 @@ impl<S: EventSink> EventSink for SelectSink<S> {
         self.inner.flush()
     }
 
+    fn holds_payloads(&self) -> bool {
+        self.inner.holds_payloads()
+    }
+
     fn finish(&mut self, summary: &CaptureSummary) -> io::Result<()> {
         let mut summary = summary.clone();
         if !self.sel.is_everything() {

@@ -323,6 +323,11 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> EventSink for TextSink<W> {
+    /// Each event is written as it comes; nothing is held.
+    fn holds_payloads(&self) -> bool {
+        false
+    }
+
     fn event(&mut self, ev: Event) -> io::Result<()> {
         match ev {
             Event::ConnectionEnd(end) => return self.connection(&end),

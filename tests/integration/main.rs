@@ -6,6 +6,7 @@ mod cli;
 mod cli_ux;
 mod corpus;
 mod diagnosis;
+mod hostile;
 #[cfg(feature = "live")]
 mod live;
 mod metrics;
