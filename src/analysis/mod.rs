@@ -321,6 +321,55 @@ pub struct Diagnosis {
     pub violations: Vec<Violation>,
 }
 
+/// Known timeouts an ending by a timer may match: the final silence against idle timers, the
+/// whole lifetime against lifetime cutoffs (each only past the shortest timer worth naming).
+fn timeout_matches(
+    opts: &AnalysisOptions,
+    final_silence: Option<f64>,
+    duration: f64,
+) -> Vec<TimeoutMatch> {
+    let to_match = |t: &Timeout| TimeoutMatch {
+        name: t.name.clone(),
+        setting: t.setting.clone(),
+        seconds: t.seconds.unwrap_or_default(),
+        kind: t.kind,
+        source: t.source.clone(),
+    };
+    let mut matches = Vec::new();
+    if let Some(s) = final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S) {
+        matches.extend(
+            timeouts::matching(&opts.timeouts, TimeoutKind::Idle, s)
+                .into_iter()
+                .map(to_match),
+        );
+    }
+    if duration >= MIN_TIMER_SILENCE_S {
+        matches.extend(
+            timeouts::matching(&opts.timeouts, TimeoutKind::Lifetime, duration)
+                .into_iter()
+                .map(to_match),
+        );
+    }
+    matches
+}
+
+/// One evidence line per timeout matched, with its source.
+fn cite_timeouts(matches: &[TimeoutMatch], ev: &mut Vec<String>) {
+    for m in matches {
+        ev.push(format!(
+            "matches {} {} = {} ({}; source: {})",
+            m.name,
+            m.setting,
+            secs(m.seconds),
+            match m.kind {
+                TimeoutKind::Idle => "idle timer",
+                TimeoutKind::Lifetime => "lifetime cutoff",
+            },
+            m.source
+        ));
+    }
+}
+
 /// Connections of a capture by outcome.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DiagnosisSummary {
@@ -838,41 +887,9 @@ fn diagnose(
     let timer_kind = matches!(kind, K::FinWithoutClose | K::RstWithoutClose)
         || (kind == K::CloseUnanswered && middlebox.is_some());
     if timer_kind {
-        let to_match = |t: &Timeout| TimeoutMatch {
-            name: t.name.clone(),
-            setting: t.setting.clone(),
-            seconds: t.seconds.unwrap_or_default(),
-            kind: t.kind,
-            source: t.source.clone(),
-        };
-        if let Some(s) = final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S) {
-            matches.extend(
-                timeouts::matching(&opts.timeouts, TimeoutKind::Idle, s)
-                    .into_iter()
-                    .map(to_match),
-            );
-        }
-        if duration >= MIN_TIMER_SILENCE_S {
-            matches.extend(
-                timeouts::matching(&opts.timeouts, TimeoutKind::Lifetime, duration)
-                    .into_iter()
-                    .map(to_match),
-            );
-        }
+        matches = timeout_matches(opts, final_silence, duration);
     }
-    for m in &matches {
-        ev.push(format!(
-            "matches {} {} = {} ({}; source: {})",
-            m.name,
-            m.setting,
-            secs(m.seconds),
-            match m.kind {
-                TimeoutKind::Idle => "idle timer",
-                TimeoutKind::Lifetime => "lifetime cutoff",
-            },
-            m.source
-        ));
-    }
+    cite_timeouts(&matches, &mut ev);
     let matches_text = || -> String {
         let names: Vec<String> = matches
             .iter()

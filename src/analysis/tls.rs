@@ -7,10 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::timeouts::{self, Timeout, TimeoutKind};
 use super::{
-    AnalysisOptions, Diagnosis, DirIdle, Heartbeat, Idle, MIN_TIMER_SILENCE_S, Side,
-    TerminationKind as K, TimeoutMatch, secs, ttl_mismatch,
+    AnalysisOptions, Diagnosis, DirIdle, Heartbeat, Idle, Side, TerminationKind as K, TimeoutMatch,
+    cite_timeouts, secs, timeout_matches, ttl_mismatch,
 };
 use crate::event::ConnectionEnd;
 use crate::tls::{TlsAlert, TlsInfo};
@@ -197,41 +196,9 @@ pub(super) fn diagnose(end: &ConnectionEnd, t: &TlsInfo, opts: &AnalysisOptions)
     // Timeouts, for an end with no close_notify first (a timer does not close TLS).
     let mut matches: Vec<TimeoutMatch> = Vec::new();
     if matches!(kind, K::FinWithoutClose | K::RstWithoutClose) {
-        let to_match = |t: &Timeout| TimeoutMatch {
-            name: t.name.clone(),
-            setting: t.setting.clone(),
-            seconds: t.seconds.unwrap_or_default(),
-            kind: t.kind,
-            source: t.source.clone(),
-        };
-        if let Some(s) = final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S) {
-            matches.extend(
-                timeouts::matching(&opts.timeouts, TimeoutKind::Idle, s)
-                    .into_iter()
-                    .map(to_match),
-            );
-        }
-        if duration >= MIN_TIMER_SILENCE_S {
-            matches.extend(
-                timeouts::matching(&opts.timeouts, TimeoutKind::Lifetime, duration)
-                    .into_iter()
-                    .map(to_match),
-            );
-        }
+        matches = timeout_matches(opts, final_silence, duration);
     }
-    for m in &matches {
-        ev.push(format!(
-            "matches {} {} = {} ({}; source: {})",
-            m.name,
-            m.setting,
-            secs(m.seconds),
-            match m.kind {
-                TimeoutKind::Idle => "idle timer",
-                TimeoutKind::Lifetime => "lifetime cutoff",
-            },
-            m.source
-        ));
-    }
+    cite_timeouts(&matches, &mut ev);
 
     // What each WebSocket peer's close event reports can be inferred only for an abrupt end: a
     // peer that closes its WebSocket properly also closes TLS (close_notify), so a FIN or RST
