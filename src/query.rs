@@ -134,7 +134,10 @@ impl Queryable for ConnectionEnd {
         Facts {
             client: &self.client,
             server: &self.server,
-            host: h.and_then(|h| h.host.as_deref()),
+            // wss:// without keys has no Host header; the TLS server name stands in for it.
+            host: h
+                .and_then(|h| h.host.as_deref())
+                .or_else(|| self.tls.as_ref().and_then(|t| t.sni.as_deref())),
             path: h.and_then(|h| h.path.as_deref()),
             subprotocol: h.and_then(|h| h.subprotocol.as_deref()),
             kind: d.map(|d| d.kind.as_str()),

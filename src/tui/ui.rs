@@ -371,7 +371,19 @@ fn conn_cell(c: &Conn, col: &str) -> String {
             let mut s = c.host().map(|h| clean(h, 60)).unwrap_or_default();
             s.push_str(&c.path().map(|p| clean(p, 120)).unwrap_or_default());
             if s.is_empty() {
-                s.push_str("(no handshake)");
+                match c.end.as_ref().and_then(|e| e.tls.as_ref()) {
+                    // wss:// without plaintext: the server name is what there is to show.
+                    Some(tls) => {
+                        s.push_str("wss ");
+                        s.push_str(&tls.sni.as_deref().map(|n| clean(n, 60)).unwrap_or_default());
+                        if tls.decryption != "decrypted" {
+                            s.push_str(" (");
+                            s.push_str(tls.decryption);
+                            s.push(')');
+                        }
+                    }
+                    None => s.push_str("(no handshake)"),
+                }
             }
             s
         }

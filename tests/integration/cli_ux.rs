@@ -366,3 +366,23 @@ fn a_bad_filter_is_one_line_and_exit_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("rst_without_close"), "lists the kinds: {err}");
 }
+
+#[test]
+fn host_filter_uses_the_tls_server_name_when_there_are_no_keys() {
+    let file = sample("wss-node-tls13-chacha-sigkill.pcap");
+    let file = file.to_str().expect("path");
+    let doc: Value = serde_json::from_str(&stdout(&[file, "--json"])).expect("JSON");
+    let sni = doc["connections"][0]["tls"]["sni"]
+        .as_str()
+        .expect("the ClientHello names the server")
+        .to_owned();
+    assert!(doc["connections"][0]["handshake"].is_null(), "not decrypted");
+    let hit: Value =
+        serde_json::from_str(&stdout(&[file, "--json", "--filter", &format!("host:{sni}")]))
+            .expect("JSON");
+    assert_eq!(json_ids(&hit), [1]);
+    let miss: Value =
+        serde_json::from_str(&stdout(&[file, "--json", "--filter", "host:elsewhere.example"]))
+            .expect("JSON");
+    assert!(json_ids(&miss).is_empty());
+}
