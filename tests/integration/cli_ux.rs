@@ -376,13 +376,24 @@ fn host_filter_uses_the_tls_server_name_when_there_are_no_keys() {
         .as_str()
         .expect("the ClientHello names the server")
         .to_owned();
-    assert!(doc["connections"][0]["handshake"].is_null(), "not decrypted");
-    let hit: Value =
-        serde_json::from_str(&stdout(&[file, "--json", "--filter", &format!("host:{sni}")]))
-            .expect("JSON");
+    assert!(
+        doc["connections"][0]["handshake"].is_null(),
+        "not decrypted"
+    );
+    let hit: Value = serde_json::from_str(&stdout(&[
+        file,
+        "--json",
+        "--filter",
+        &format!("host:{sni}"),
+    ]))
+    .expect("JSON");
     assert_eq!(json_ids(&hit), [1]);
-    let miss: Value =
-        serde_json::from_str(&stdout(&[file, "--json", "--filter", "host:elsewhere.example"]))
-            .expect("JSON");
+    let miss: Value = serde_json::from_str(&stdout(&[
+        file,
+        "--json",
+        "--filter",
+        "host:elsewhere.example",
+    ]))
+    .expect("JSON");
     assert!(json_ids(&miss).is_empty());
 }

@@ -741,3 +741,107 @@ fn prometheus_scrapes_the_counts_the_peers_logged() {
     drop(procs);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `wsinspect -i lo` on a terminal opens the UI and follows the capture: a connection made
+/// after it started appears in it, still open, then ended; `q` stops the capture cleanly.
+#[test]
+fn terminal_ui_follows_a_live_capture() {
+    let have_tmux = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(have_tmux, "tmux is not installed (.ci/run installs it)");
+    let port = free_port();
+    let dir = temp_path(&format!("live-tui-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
+    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
+    let (ready, exited) = (dir.join("ready"), dir.join("exited"));
+    std::fs::write(&scenarios, scenario(&gate, false).to_string()).expect("scenario");
+
+    let session = format!("wsinspect-live-{port}");
+    let cmd = format!(
+        "TERM=xterm-256color '{}' -i lo --bpf 'tcp port {port}'; echo $? > '{}'; sleep 30",
+        env!("CARGO_BIN_EXE_wsinspect"),
+        exited.display()
+    );
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &session])
+            .args(args)
+            .status()
+            .expect("tmux")
+    };
+    assert!(
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "130",
+            "-y",
+            "36",
+            &cmd
+        ])
+        .success()
+    );
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .status();
+        }
+    }
+    let _kill = Kill(session.clone());
+    let target = format!("{session}:0");
+    let screen = |what: &str, ok: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let out = Command::new("tmux")
+                .args(["-L", &session, "capture-pane", "-p", "-t", &target])
+                .output()
+                .expect("tmux capture-pane");
+            let s = String::from_utf8_lossy(&out.stdout).into_owned();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    screen("the UI on the interface", &|s| s.contains("live: lo"));
+
+    let mut procs = Procs(Vec::new());
+    procs.0.push(node_peer(
+        "node_server.js",
+        &scenarios,
+        port,
+        &server_log,
+        &["--ready", ready.to_str().expect("utf-8")],
+    ));
+    wait_file(&ready);
+    procs.0.push(node_peer(
+        "node_client.js",
+        &scenarios,
+        port,
+        &client_log,
+        &[],
+    ));
+    // The client holds the connection open at the gate: the row is there, not yet ended.
+    let s = screen("the open connection", &|s| s.contains("/live?room=1"));
+    assert!(!s.contains("clean_close"), "{s}");
+    std::fs::write(&gate, b"open\n").expect("gate");
+    assert!(wait_exit(&mut procs.0[1], "client").success());
+    let s = screen("the ended connection", &|s| s.contains("clean_close"));
+    assert!(s.contains("4000/4000"), "both sides saw 4000: {s}");
+    tmux(&["send-keys", "-t", &target, "q"]);
+    wait_file(&exited);
+    let code = std::fs::read_to_string(&exited).expect("exit status");
+    assert_eq!(code.trim(), "0", "wsinspect exits 0 after q");
+    std::fs::remove_dir_all(&dir).ok();
+}
