@@ -11,6 +11,8 @@ fn missing_file_is_one_line_and_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no/such/capture.pcap"), "{err}");
+    // The operating system's reason, said once.
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
 }
 
 #[test]
