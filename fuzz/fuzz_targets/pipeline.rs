@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             PayloadMode::Full
         },
         frames: cfg & 4 != 0,
+        ..Config::default()
     };
     let Ok(mut reader) = CaptureReader::from_reader(Box::new(Cursor::new(bytes.to_vec()))) else {
         return;
