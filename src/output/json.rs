@@ -16,6 +16,7 @@ use crate::event::{
     MessageEvent, PingEvent, PongEvent, TcpSummary,
 };
 use crate::output::SCHEMA_VERSION;
+use crate::output::escape::C1Escaping;
 use crate::pipeline::{CaptureSummary, EventSink};
 use crate::types::{Dir, Ts};
 
@@ -78,7 +79,8 @@ struct StatsDoc<'a> {
 
 /// Writes the JSON document.
 pub struct JsonSink<W: Write> {
-    out: W,
+    /// C1 controls escaped: see [`C1Escaping`].
+    out: C1Escaping<W>,
     frames: bool,
     pretty: bool,
     open: HashMap<ConnId, Pending>,
@@ -89,7 +91,7 @@ impl<W: Write> JsonSink<W> {
     /// A sink writing to `out`; `frames` adds each connection's frame list; `pretty` indents.
     pub fn new(out: W, frames: bool, pretty: bool) -> JsonSink<W> {
         JsonSink {
-            out,
+            out: C1Escaping::new(out),
             frames,
             pretty,
             open: HashMap::new(),

@@ -2,6 +2,7 @@
 //! NDJSON lines, or a text summary. Each writes as connections end, so memory follows the
 //! connections still open, not the size of the capture.
 
+pub mod escape;
 pub mod json;
 pub mod metrics;
 pub mod ndjson;

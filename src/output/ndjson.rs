@@ -13,11 +13,13 @@ use serde::Serialize;
 use crate::analysis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
+use crate::output::escape::C1Escaping;
 use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 
 /// Writes events as JSON lines.
 pub struct NdjsonSink<W: Write> {
-    out: W,
+    /// C1 controls escaped: see [`C1Escaping`].
+    out: C1Escaping<W>,
     flush_each: bool,
 }
 
@@ -25,7 +27,10 @@ impl<W: Write> NdjsonSink<W> {
     /// A sink writing to `out`; with `flush_each`, every line is flushed at once (for live
     /// capture, so that `tail -f` and log shippers see events as they happen).
     pub fn new(out: W, flush_each: bool) -> NdjsonSink<W> {
-        NdjsonSink { out, flush_each }
+        NdjsonSink {
+            out: C1Escaping::new(out),
+            flush_each,
+        }
     }
 
     fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
