@@ -98,7 +98,7 @@ enum ToWorker {
 
 enum FromWorker {
     Epoch(Batch),
-    Finished(Vec<(Position, Event)>, CaptureSummary),
+    Finished(Vec<(Position, Event)>, Box<CaptureSummary>),
     Failed(io::Error),
 }
 
@@ -193,7 +193,7 @@ fn worker(cfg: Config, holds_payloads: bool, rx: &Receiver<ToWorker>, tx: &SyncS
             },
             ToWorker::Finish(last_ts) => {
                 let answer = match pipeline.finish_sharded(last_ts) {
-                    Ok((sink, summary)) => FromWorker::Finished(sink.out, summary),
+                    Ok((sink, summary)) => FromWorker::Finished(sink.out, Box::new(summary)),
                     Err(e) => FromWorker::Failed(e),
                 };
                 let _ = tx.send(answer);
