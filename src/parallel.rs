@@ -25,8 +25,11 @@
 //! - The caps over all flows (`max_flows`, `max_held_payload_bytes`) are split evenly between
 //!   workers, so which flow is evicted, or which message loses its held payload, when a cap is
 //!   reached can differ.
-//! - When capture time goes backwards, a sweep can end a closed or idle flow in one worker while
-//!   one pipeline would have stopped at an older entry of another worker's flows.
+//! - A sweep stops, in each worker, at the first lingering closed flow or idle flow that is not
+//!   due; one pipeline stops at the first of all flows. These differ only when capture time goes
+//!   backwards, or when a flow that took over the ports of a closed one stays silent for the
+//!   whole idle timeout: a worker may then end a flow one sweep earlier. Exactness there would
+//!   take a barrier between the workers at every sweep.
 
 use std::hash::BuildHasher;
 use std::io;
