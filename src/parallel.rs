@@ -22,9 +22,10 @@
 //!
 //! The output is the single pipeline's, byte for byte, except in two cases where the flows of
 //! different workers would have to share a limit or a clock decision:
-//! - The caps over all flows (`max_flows`, `max_held_payload_bytes`) are split evenly between
-//!   workers, so which flow is evicted, or which message loses its held payload, when a cap is
-//!   reached can differ.
+//! - The caps over all flows are per worker: `max_flows` is split evenly between them (flow
+//!   state stays within the single pipeline's bound), `max_held_payload_bytes` applies to each
+//!   (a JSON document may then hold up to N times it). Which flow is evicted, or which message
+//!   loses its held payload, once a cap is reached can differ.
 //! - A sweep stops, in each worker, at the first lingering closed flow or idle flow that is not
 //!   due; one pipeline stops at the first of all flows. These differ only when capture time goes
 //!   backwards, or when a flow that took over the ports of a closed one stays silent for the
@@ -146,12 +147,11 @@ pub fn run_observed<S: EventSink>(
     if threads <= 1 {
         return pipeline::run_observed(reader, name, cfg, analysis, sink, observe);
     }
+    // Flow state lives in the workers: together they keep the single pipeline's bound. Held
+    // payloads are the sink's, but each worker counts only its own connections' share, so a
+    // connection under the cap keeps its payloads as with one thread.
     let mut shard_cfg = cfg;
     shard_cfg.limits.max_flows = shard_cfg.limits.max_flows.div_ceil(threads).max(1);
-    shard_cfg.limits.max_held_payload_bytes = shard_cfg
-        .limits
-        .max_held_payload_bytes
-        .div_ceil(threads as u64);
     let holds_payloads = sink.holds_payloads();
     std::thread::scope(|scope| {
         let mut to = Vec::with_capacity(threads);
