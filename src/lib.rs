@@ -9,6 +9,7 @@ pub mod event;
 pub mod http;
 pub mod net;
 pub mod output;
+pub mod parallel;
 pub mod pipeline;
 pub mod query;
 pub mod session;

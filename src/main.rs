@@ -17,7 +17,8 @@ use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
-use wsinspect::pipeline::{self, CaptureSummary, EventSink, Progress};
+use wsinspect::parallel;
+use wsinspect::pipeline::{CaptureSummary, EventSink, Progress};
 use wsinspect::query::Query;
 use wsinspect::tls::KeyLog;
 use wsinspect::types::Ts;
@@ -210,6 +211,11 @@ struct Cli {
     /// messages are listed without payload.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_held_payload_bytes, help_heading = "Limits")]
     max_held_payload_bytes: u64,
+
+    /// Threads analysing a capture file; connections are shared out between them and the output
+    /// is the same as with one [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Performance")]
+    threads: Option<u16>,
 
     #[command(flatten)]
     live: LiveArgs,
@@ -528,6 +534,9 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
         cfg,
         analysis,
         progress: progress.as_ref(),
+        threads: cli
+            .threads
+            .map_or_else(parallel::default_threads, usize::from),
     };
     let summary = if cli.json {
         run.drive(SelectSink::new(
@@ -589,17 +598,19 @@ struct Run<'a> {
     cfg: Config,
     analysis: AnalysisOptions,
     progress: Option<&'a ProgressBar>,
+    threads: usize,
 }
 
 impl Run<'_> {
     fn drive<S: EventSink>(self, sink: S) -> Result<CaptureSummary> {
         let bar = self.progress;
-        let (_, summary) = pipeline::run_observed(
+        let (_, summary) = parallel::run_observed(
             self.reader,
             self.name,
             self.cfg,
             self.analysis,
             sink,
+            self.threads,
             &mut |p: Progress| {
                 if let Some(bar) = bar {
                     bar.set_position(p.bytes);

@@ -47,6 +47,24 @@ pub trait EventSink {
     fn holds_payloads(&self) -> bool {
         true
     }
+    /// Where the events that follow come from. Only a sharded pipeline
+    /// ([`Pipeline::sharded`]) calls it, so that [`crate::parallel`] can merge the streams of
+    /// several pipelines into the order one pipeline would give.
+    fn position(&mut self, _pos: Position) {}
+}
+
+/// The place of a group of events in the order one pipeline over the whole capture would give
+/// them; positions compare in that order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// Sequence number of the packet being handled, or `u64::MAX` once the capture is over.
+    pub seq: u64,
+    /// What happens at `seq`: 0 the packet itself (or, at the end, the flows still tracked);
+    /// 1 closed flows ended by the sweep after it; 2 idle flows ended by that sweep.
+    pub phase: u8,
+    /// The order within the phase: the sequence number of the packet that closed the flow (1),
+    /// the flow's last activity (2), the packet that created the flow (end of capture).
+    pub key: (u64, u64),
 }
 
 /// Collects events in memory (tests, small captures).
@@ -142,6 +160,11 @@ pub struct LiveStats {
 struct Flow {
     tcp: TcpConn,
     session: Session,
+    /// Sequence number of the packet that created it.
+    born: u64,
+    /// When it was last active, as the flow table orders flows: `(seq, 0)` for a packet,
+    /// `(seq, 1 + closing seq)` for a sweep's look at a closed flow's key.
+    touched: (u64, u64),
 }
 
 /// Runs one segment through its flow's reassembly and session; returns whether this segment
@@ -149,7 +172,7 @@ struct Flow {
 fn feed(flow: &mut Flow, tp: &TcpPacket<'_>, now: Ts, mut ctx: Ctx<'_>) -> bool {
     let was_closed = flow.tcp.is_closed();
     let dir = flow.tcp.direction(tp);
-    let Flow { tcp, session } = flow;
+    let Flow { tcp, session, .. } = flow;
     session.packet(dir, now);
     tcp.segment(now, tp, &mut |ev| session.stream_event(ev, &mut ctx));
     !was_closed && tcp.is_closed()
@@ -159,7 +182,8 @@ fn feed(flow: &mut Flow, tp: &TcpPacket<'_>, now: Ts, mut ctx: Ctx<'_>) -> bool 
 pub struct Pipeline<S: EventSink> {
     cfg: Config,
     flows: FlowTable<Flow>,
-    closing: VecDeque<(FlowKey, Ts)>,
+    /// Flows closed and lingering: key, close time, sequence number of the closing packet.
+    closing: VecDeque<(FlowKey, Ts, u64)>,
     next_id: ConnId,
     queue: Vec<Event>,
     held: HeldPayload,
@@ -168,6 +192,11 @@ pub struct Pipeline<S: EventSink> {
     last_sweep: Option<Ts>,
     /// WebSocket connections announced and not yet ended.
     open: u64,
+    /// Sequence number of the packet being handled.
+    seq: u64,
+    /// Sweeps come from outside ([`Pipeline::sweep_at`]) and event groups are announced to the
+    /// sink with their [`Position`].
+    sharded: bool,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -191,7 +220,23 @@ impl<S: EventSink> Pipeline<S> {
             summary: CaptureSummary::default(),
             last_sweep: None,
             open: 0,
+            seq: 0,
+            sharded: false,
         }
+    }
+
+    /// A pipeline for one shard of a capture's flows ([`crate::parallel`]): fed with
+    /// [`Pipeline::packet_at`], swept with [`Pipeline::sweep_at`] when the whole capture's clock
+    /// says so, and telling `sink` the [`Position`] of each group of events.
+    pub fn sharded(cfg: Config, sink: S) -> Pipeline<S> {
+        let mut p = Pipeline::new(cfg, sink);
+        p.sharded = true;
+        p
+    }
+
+    /// The sink.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Adds TLS key log text (a pcapng Decryption Secrets Block) for the packets that follow.
@@ -201,7 +246,26 @@ impl<S: EventSink> Pipeline<S> {
 
     /// Feeds one captured packet.
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        self.seq = self.summary.packets;
+        self.packet_inner(pkt)
+    }
+
+    /// Feeds packet number `seq` (counted over the whole capture from 0) of a sharded pipeline.
+    pub fn packet_at(&mut self, seq: u64, pkt: &Packet<'_>) -> io::Result<()> {
+        self.seq = seq;
+        self.packet_inner(pkt)
+    }
+
+    /// The sweep a single pipeline would run after packet `seq` (at its time `now`), in a
+    /// sharded pipeline, which does not sweep by itself: ends the closed and idle flows.
+    pub fn sweep_at(&mut self, seq: u64, now: Ts) -> io::Result<()> {
+        self.seq = seq;
+        self.sweep(now)
+    }
+
+    fn packet_inner(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         let now = pkt.ts;
+        let seq = self.seq;
         let s = &mut self.summary;
         s.packets += 1;
         s.first_ts.get_or_insert(now);
@@ -223,17 +287,20 @@ impl<S: EventSink> Pipeline<S> {
         let key = FlowKey::of(&tp);
         // The common case, a segment of a flow already tracked, costs one lookup.
         let closed_now = match self.flows.get_mut(&key, now) {
-            Some(flow) if !flow.tcp.starts_new_connection(&tp) => feed(
-                flow,
-                &tp,
-                now,
-                Ctx {
-                    cfg: &self.cfg,
-                    next_id: &mut self.next_id,
-                    out: &mut self.queue,
-                    held: &mut self.held,
-                },
-            ),
+            Some(flow) if !flow.tcp.starts_new_connection(&tp) => {
+                flow.touched = (seq, 0);
+                feed(
+                    flow,
+                    &tp,
+                    now,
+                    Ctx {
+                        cfg: &self.cfg,
+                        next_id: &mut self.next_id,
+                        out: &mut self.queue,
+                        held: &mut self.held,
+                    },
+                )
+            }
             found => {
                 if found.is_some()
                     && let Some(old) = self.flows.remove(&key)
@@ -243,7 +310,13 @@ impl<S: EventSink> Pipeline<S> {
                 let tcp = TcpConn::new(&tp, &self.cfg.limits);
                 let session = Session::new(tcp.client(), tcp.server(), tp.flags.syn(), now);
                 // Evicted flows end before the new one says anything, as in capture order.
-                for (_, evicted) in self.flows.insert(key, Flow { tcp, session }, now) {
+                let flow = Flow {
+                    tcp,
+                    session,
+                    born: seq,
+                    touched: (seq, 0),
+                };
+                for (_, evicted) in self.flows.insert(key, flow, now) {
                     self.summary.flows_evicted += 1;
                     self.end_flow(evicted, now, "evicted");
                 }
@@ -264,13 +337,19 @@ impl<S: EventSink> Pipeline<S> {
             }
         };
         if closed_now {
-            self.closing.push_back((key, now));
+            self.closing.push_back((key, now, seq));
+        }
+        if self.sharded {
+            return self.emit(Position {
+                seq,
+                ..Position::default()
+            });
         }
         if self
             .last_sweep
             .is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS)
         {
-            self.sweep(now);
+            self.sweep(now)?;
         }
         self.drain()
     }
@@ -282,7 +361,7 @@ impl<S: EventSink> Pipeline<S> {
             .last_sweep
             .is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS)
         {
-            self.sweep(now);
+            self.sweep(now)?;
         }
         self.drain()
     }
@@ -310,26 +389,50 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Ends flows that closed a while ago or went idle.
-    fn sweep(&mut self, now: Ts) {
+    fn sweep(&mut self, now: Ts) -> io::Result<()> {
         self.last_sweep = Some(now);
-        while let Some(&(key, closed_at)) = self.closing.front() {
+        let seq = self.seq;
+        while let Some(&(key, closed_at, closed_seq)) = self.closing.front() {
             if now.0.saturating_sub(closed_at.0) < CLOSE_LINGER_NS {
                 break;
             }
             self.closing.pop_front();
             // The key may have been reused or evicted since; only end a flow that is still closed.
-            let still_closed = self
-                .flows
-                .get_mut(&key, closed_at)
-                .is_some_and(|f| f.tcp.is_closed());
+            // The look-up counts as activity in the flow table, so it is recorded as such.
+            let still_closed = self.flows.get_mut(&key, closed_at).is_some_and(|f| {
+                f.touched = (seq, closed_seq.saturating_add(1));
+                f.tcp.is_closed()
+            });
             if still_closed && let Some(flow) = self.flows.remove(&key) {
                 let end = flow.tcp.last_ts();
                 self.end_flow(flow, end, "closed");
+                self.emit(Position {
+                    seq,
+                    phase: 1,
+                    key: (closed_seq, 0),
+                })?;
             }
         }
         for (_, flow) in self.flows.expire(now, self.cfg.limits.idle_timeout_ns) {
+            let touched = flow.touched;
             self.end_flow(flow, now, "idle_timeout");
+            self.emit(Position {
+                seq,
+                phase: 2,
+                key: touched,
+            })?;
         }
+        Ok(())
+    }
+
+    /// In a sharded pipeline, hands the events queued so far to the sink as coming from `pos`;
+    /// a single pipeline keeps them queued for its next drain.
+    fn emit(&mut self, pos: Position) -> io::Result<()> {
+        if !self.sharded || self.queue.is_empty() {
+            return Ok(());
+        }
+        self.sink.position(pos);
+        self.drain()
     }
 
     fn end_flow(&mut self, mut flow: Flow, ts: Ts, ended_by: &'static str) {
@@ -339,7 +442,7 @@ impl<S: EventSink> Pipeline<S> {
             out: &mut self.queue,
             held: &mut self.held,
         };
-        let Flow { tcp, session } = &mut flow;
+        let Flow { tcp, session, .. } = &mut flow;
         tcp.finish(ts, &mut |ev| session.stream_event(ev, &mut ctx));
         let ended_by = if ended_by == "capture_end" && tcp.is_closed() {
             "closed"
@@ -367,10 +470,32 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// The capture is over: ends every flow still tracked and gives the sink the summary.
-    pub fn finish(mut self, mut capture: CaptureSummary) -> io::Result<(S, CaptureSummary)> {
-        let end = self.summary.last_ts.unwrap_or_default();
+    pub fn finish(self, capture: CaptureSummary) -> io::Result<(S, CaptureSummary)> {
+        let end = self.summary.last_ts;
+        self.finish_at(end, capture)
+    }
+
+    /// [`Pipeline::finish`] for a sharded pipeline: the flows still tracked end at `last_ts`,
+    /// the last packet time of the whole capture (not of this shard). The summary counts this
+    /// shard's packets, connections and evicted flows.
+    pub fn finish_sharded(self, last_ts: Option<Ts>) -> io::Result<(S, CaptureSummary)> {
+        self.finish_at(last_ts, CaptureSummary::default())
+    }
+
+    fn finish_at(
+        mut self,
+        end: Option<Ts>,
+        mut capture: CaptureSummary,
+    ) -> io::Result<(S, CaptureSummary)> {
+        let end = end.unwrap_or_default();
         for (_, flow) in self.flows.drain() {
+            let born = flow.born;
             self.end_flow(flow, end, "capture_end");
+            self.emit(Position {
+                seq: u64::MAX,
+                phase: 0,
+                key: (born, 0),
+            })?;
         }
         self.drain()?;
         let s = &self.summary;

@@ -12,6 +12,7 @@ mod live;
 mod metrics;
 mod robustness;
 mod samples;
+mod threads;
 mod tls;
 mod tui;
 mod util;
