@@ -83,6 +83,32 @@ thread_local! {
     /// for the next and one zlib state (~46 KB, most of it the 32 KiB window) serves them all.
     /// A `Cell` it is taken out of and put back into, so no borrow can ever be refused.
     static SHARED: Cell<Option<Decompress>> = const { Cell::new(None) };
+    /// zlib states of directions that ended, kept for the next directions to start. Each is
+    /// one 46 KB block; freeing them as connections end and allocating new ones as others
+    /// start fragments the heap (small allocations settle in the holes), and peak RSS then
+    /// grew with the file, not the live connections. Bounded, so it holds little.
+    static POOL: Cell<Vec<Decompress>> = const { Cell::new(Vec::new()) };
+}
+
+/// Most idle zlib states [`POOL`] keeps per thread.
+const POOL_MAX: usize = 64;
+
+/// A zlib state for raw DEFLATE with an empty window: a pooled one reset, or a new one.
+fn fresh_state() -> Decompress {
+    let mut pool = POOL.take();
+    let d = pool.pop();
+    POOL.set(pool);
+    match d {
+        Some(mut d) => {
+            // Reset empties the window (zlib's `whave = 0`), so nothing of the direction that
+            // used it before can be referenced: a reference that far back is an error.
+            d.reset(false);
+            d
+        }
+        // Raw DEFLATE with the default (32 KiB) window: never `new_with_window_bits(.., 8)`,
+        // which zlib-class backends reject.
+        None => Decompress::new(false),
+    }
 }
 
 /// One direction's inflater.
@@ -128,10 +154,8 @@ impl Inflater {
         out: &mut Vec<u8>,
         max_out: usize,
     ) -> Result<Inflated, InflateError> {
-        // Raw DEFLATE with the default (32 KiB) window: never `new_with_window_bits(.., 8)`,
-        // which zlib-class backends reject.
         if self.context_takeover {
-            let mut d = self.d.take().unwrap_or_else(|| Decompress::new(false));
+            let mut d = self.d.take().unwrap_or_else(fresh_state);
             if std::mem::take(&mut self.need_reset) {
                 d.reset(false);
             }
@@ -140,7 +164,7 @@ impl Inflater {
             r
         } else {
             // No takeover: every message starts from an empty window (RFC 7692 §7.1.1).
-            let mut d = SHARED.take().unwrap_or_else(|| Decompress::new(false));
+            let mut d = SHARED.take().unwrap_or_else(fresh_state);
             d.reset(false);
             self.need_reset = false;
             let r = self.run(&mut d, compressed, out, max_out);
@@ -259,6 +283,21 @@ impl Inflater {
         self.need_reset = true;
         self.history_lost = self.context_takeover;
         self.since_reset = 0;
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        if let Some(d) = self.d.take() {
+            // `try_with`: at thread exit the pool may be gone already; the state is then freed.
+            let _ = POOL.try_with(|p| {
+                let mut pool = p.take();
+                if pool.len() < POOL_MAX {
+                    pool.push(d);
+                }
+                p.set(pool);
+            });
+        }
     }
 }
 

@@ -425,7 +425,9 @@ impl FrameDecoder {
         });
         self.payload.clear();
         if self.payload.capacity() > PAYLOAD_RETAIN {
-            self.payload.shrink_to(PAYLOAD_RETAIN);
+            // A fresh small buffer, not a shrink in place: shrinking leaves the small block
+            // pinned in front of the freed space, and glibc's heap then grows with the file.
+            self.payload = Vec::with_capacity(PAYLOAD_RETAIN);
         }
         self.state = State::Header;
     }

@@ -525,7 +525,8 @@ impl MessageAssembler {
         self.buf = buf;
         self.buf.clear();
         if self.buf.capacity() > RETAIN {
-            self.buf.shrink_to(RETAIN);
+            // A fresh small buffer, not a shrink in place (see the decoder's payload buffer).
+            self.buf = Vec::with_capacity(RETAIN);
         }
         dec.clear();
         if dec.capacity() > DECODED_RETAIN {
