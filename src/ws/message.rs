@@ -41,11 +41,6 @@ use crate::config::Limits;
 use crate::deflate::{InflateError, Inflater};
 use crate::ws::frame::{FrameHeader, opcode};
 
-/// Buffer capacity kept between messages. Memory must follow the number of live connections,
-/// not the largest message each one ever carried, so a buffer grown by a larger message is
-/// shrunk back to this; messages up to this size reuse it without allocating.
-const RETAIN: usize = 4 << 10;
-
 /// Capacity the shared decoded-message buffer keeps between messages: the inflater offers
 /// output in 64 KiB steps, so typical messages decode without a reallocation.
 const DECODED_RETAIN: usize = 256 << 10;
@@ -522,15 +517,12 @@ impl MessageAssembler {
         if let Some((kind, detail)) = after {
             anomaly(out, kind, detail);
         }
-        self.buf = buf;
-        self.buf.clear();
-        if self.buf.capacity() > RETAIN {
-            // A fresh small buffer, not a shrink in place (see the decoder's payload buffer).
-            self.buf = Vec::with_capacity(RETAIN);
-        }
+        // Only messages of several frames use `buf`; it is freed after each (memory follows
+        // the messages in progress, not the largest one each direction ever carried).
+        drop(buf);
         dec.clear();
         if dec.capacity() > DECODED_RETAIN {
-            dec.shrink_to(DECODED_RETAIN);
+            dec = Vec::new();
         }
         DECODED.set(dec);
     }
