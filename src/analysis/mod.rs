@@ -563,17 +563,19 @@ fn ip(endpoint: &str) -> &str {
 /// (direction and size) cross both within a short time, each reaching the proxy before it
 /// leaves it (client→server copies on `front` first, server→client copies on `back` first).
 fn legs_match(front: &ConnState, back: &ConnState) -> bool {
-    if front.server.is_empty() || ip(&front.server) != ip(&back.client) {
-        return false;
-    }
-    if front.server == back.server || front.client == back.client {
+    // Cheap integer tests first: this runs for every pair of an ending connection and every
+    // open or recently ended one, and most pairs fail on timing or message count.
+    if front.msgs.is_empty() || front.msgs.len() != back.msgs.len() {
         return false;
     }
     let (fs, bs) = (start(front), start(back));
     if bs < fs || bs.0.saturating_sub(fs.0) > LINK_WINDOW_NS {
         return false;
     }
-    if front.msgs.is_empty() || front.msgs.len() != back.msgs.len() {
+    if front.server.is_empty() || ip(&front.server) != ip(&back.client) {
+        return false;
+    }
+    if front.server == back.server || front.client == back.client {
         return false;
     }
     front
