@@ -590,6 +590,33 @@ mod tests {
         assert!(!a.holds_state() && !b.holds_state());
     }
 
+    /// A pooled zlib state carries nothing of the direction that used it before: a message
+    /// whose back-references point into that direction's plaintext fails instead of decoding
+    /// against the stale window.
+    #[test]
+    fn pooled_state_keeps_no_history() {
+        let m1 = b"The quick brown fox jumps over the lazy dog; 0123456789 unique-one".to_vec();
+        let mut m2 = m1.clone();
+        m2.extend_from_slice(b" and then something new");
+        let mut s = Sender::new(true, 15);
+        let (c1, c2) = (s.send(&m1), s.send(&m2));
+        assert!(
+            c2.len() < m2.len() / 2,
+            "message 2 must back-reference message 1"
+        );
+
+        let mut a = Inflater::new(true);
+        assert_eq!(inflate_ok(&mut a, &c1).0, m1);
+        drop(a); // its state goes to this thread's pool
+        let mut b = Inflater::new(true);
+        let mut out = Vec::new();
+        assert!(b.inflate(&c2, &mut out, 1 << 20).is_err());
+        assert!(out.is_empty());
+        // And the state decodes a fresh direction exactly afterwards.
+        let mut s = Sender::new(true, 15);
+        assert_eq!(inflate_ok(&mut b, &s.send(&m2)).0, m2);
+    }
+
     #[test]
     fn corrupt_is_reported() {
         let mut inf = Inflater::new(true);
