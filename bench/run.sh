@@ -10,6 +10,8 @@
 #   SEED=1          generator seed
 #   SKIP_TSHARK=1   do not run tshark (on files above ~200 MB it can take minutes and gigabytes)
 #   WSINSPECT=path  time this wsinspect binary instead of target/release/wsinspect (e.g. an older build)
+#   PLAIN=0         also time the text summary on an uncompressed variant of the capture
+#                   (same generator, --compressed-share 0, file mixed-SIZE-plain.pcap); PLAIN=0 skips
 #
 # Each command runs under `/usr/bin/time -f '%e %M'` (wall seconds, peak resident KiB), its output
 # going to /dev/null; the wall time is read from bash's EPOCHREALTIME around that same run (GNU
@@ -30,6 +32,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "bad RUNS '$RUNS'"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "bad CONNS '$CONNS'"
 [[ $SEED =~ ^[0-9]+$ ]] || die "bad SEED '$SEED'"
+PLAIN=${PLAIN:-1}
 
 TIME=/usr/bin/time
 if [[ ! -x $TIME ]]; then
@@ -48,16 +51,26 @@ GEN=target/release/examples/gen_capture
 name="mixed-$SIZE"
 [[ $CONNS == 1000 && $SEED == 1 ]] || name+="-c$CONNS-s$SEED"
 FILE="bench-data/$name.pcap"
+PLAIN_FILE="bench-data/$name-plain.pcap"
 mkdir -p bench-data
-if [[ ! -s $FILE ]]; then
-    echo "== generating $FILE"
-    tmp="$FILE.partial"
-    "$GEN" --size "$SIZE" --conns "$CONNS" --seed "$SEED" --out "$tmp" || { rm -f "$tmp"; die "generating $FILE failed"; }
-    mv "$tmp" "$FILE"
-else
-    echo "== reusing $FILE (delete it to regenerate)"
-fi
-BYTES=$(stat -c %s "$FILE")
+# generate FILE [generator options...]: writes FILE unless it is already there.
+generate() {
+    local file=$1
+    shift
+    if [[ ! -s $file ]]; then
+        echo "== generating $file"
+        local tmp="$file.partial"
+        "$GEN" --size "$SIZE" --conns "$CONNS" --seed "$SEED" --out "$tmp" "$@" || { rm -f "$tmp"; die "generating $file failed"; }
+        mv "$tmp" "$file"
+    else
+        echo "== reusing $file (delete it to regenerate)"
+    fi
+}
+generate "$FILE"
+((PLAIN == 0)) || generate "$PLAIN_FILE" --compressed-share 0
+BYTES=$(stat -L -c %s "$FILE")
+PLAIN_BYTES=0
+((PLAIN == 0)) || PLAIN_BYTES=$(stat -L -c %s "$PLAIN_FILE")
 
 # --- machine -------------------------------------------------------------------------------------
 cpu=$(grep -m1 -E '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
@@ -68,7 +81,25 @@ echo
 echo "machine:   $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)"
 echo "memory:    $(awk '/^MemTotal/ {printf "%.1f GB", $2 * 1024 / 1e9}' /proc/meminfo 2>/dev/null || echo unknown)"
 echo "wsinspect: $BIN, $("$BIN" --version 2>/dev/null || echo "version ?"), commit $(git rev-parse --short HEAD 2>/dev/null || echo "?")"
-echo "capture:   $FILE, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}')"
+# Packets and WebSocket frames in the capture, counted by wsinspect itself (NDJSON: the
+# capture_end line's packet count, every connection_end's frame counts per direction).
+# count FILE: prints "PACKETS FRAMES".
+count() {
+    "$BIN" "$1" --ndjson --payloads none | awk '
+        /"event":"capture_end"/ { if (match($0, /"packets":[0-9]+/)) p = substr($0, RSTART + 10, RLENGTH - 10) }
+        /"event":"connection_end"/ {
+            s = $0
+            while (match(s, /"frames":[0-9]+/)) { f += substr(s, RSTART + 9, RLENGTH - 9); s = substr(s, RSTART + RLENGTH) }
+        }
+        END { printf "%d %d\n", p, f }'
+}
+read -r PACKETS FRAMES < <(count "$FILE")
+echo "capture:   $FILE, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}'), $PACKETS packets, $FRAMES WebSocket frames"
+if ((PLAIN != 0)); then
+    read -r PLAIN_PACKETS PLAIN_FRAMES < <(count "$PLAIN_FILE")
+    echo "plain:     $PLAIN_FILE, $(awk -v b="$PLAIN_BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}'), $PLAIN_PACKETS packets, $PLAIN_FRAMES WebSocket frames (no permessage-deflate)"
+fi
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown) (1, 5, 15 min load average before the runs)"
 
 # --- measurements --------------------------------------------------------------------------------
 WORK=$(mktemp -d)
@@ -122,12 +153,17 @@ measure() {
 echo
 echo "== warming the page cache"
 cat "$FILE" >/dev/null
+((PLAIN == 0)) || cat "$PLAIN_FILE" >/dev/null
 
 echo "== timing (wall seconds of each run)"
 measure "cat FILE > /dev/null" "$RUNS" cat "$FILE"
 measure "wsinspect FILE" "$RUNS" "$BIN" "$FILE"
 measure "wsinspect FILE --json" "$RUNS" "$BIN" "$FILE" --json
 measure "wsinspect FILE --ndjson --payloads preview" "$RUNS" "$BIN" "$FILE" --ndjson --payloads preview
+if ((PLAIN != 0)); then
+    measure "cat PLAIN > /dev/null" "$RUNS" cat "$PLAIN_FILE"
+    measure "wsinspect PLAIN (uncompressed variant)" "$RUNS" "$BIN" "$PLAIN_FILE"
+fi
 
 TSHARK_NOTE=""
 if ! command -v tshark >/dev/null; then
@@ -144,31 +180,48 @@ fi
 
 # --- table ---------------------------------------------------------------------------------------
 tshark_wall=""
+cat_wall=""
+plain_cat_wall=""
 for i in "${!ROW_NAME[@]}"; do
-    [[ ${ROW_NAME[$i]} == tshark* ]] && tshark_wall=${ROW_WALL[$i]}
+    case ${ROW_NAME[$i]} in
+    tshark*) tshark_wall=${ROW_WALL[$i]} ;;
+    "cat FILE"*) cat_wall=${ROW_WALL[$i]} ;;
+    "cat PLAIN"*) plain_cat_wall=${ROW_WALL[$i]} ;;
+    esac
 done
 
 echo
-printf '%-62s %9s %9s %13s %12s\n' "command" "wall s" "MB/s" "peak RSS MB" "tshark/this"
-printf '%-62s %9s %9s %13s %12s\n' "-------" "------" "----" "-----------" "-----------"
+printf '%-52s %8s %7s %10s %10s %8s %9s %8s\n' "command" "wall s" "MB/s" "packets/s" "frames/s" "RSS MB" "vs tshark" "vs cat"
+printf '%-52s %8s %7s %10s %10s %8s %9s %8s\n' "-------" "------" "----" "---------" "--------" "------" "---------" "------"
 for i in "${!ROW_NAME[@]}"; do
     if [[ -n ${ROW_NOTE[$i]} ]]; then
-        printf '%-62s %s\n' "${ROW_NAME[$i]}" "${ROW_NOTE[$i]}"
+        printf '%-52s %s\n' "${ROW_NAME[$i]}" "${ROW_NOTE[$i]}"
         continue
     fi
+    # Rows on the uncompressed variant compare with its own size, counts and cat.
+    bytes=$BYTES packets=$PACKETS frames=$FRAMES cw=$cat_wall tw=$tshark_wall
+    if [[ ${ROW_NAME[$i]} == *PLAIN* ]]; then
+        bytes=$PLAIN_BYTES packets=$PLAIN_PACKETS frames=$PLAIN_FRAMES cw=$plain_cat_wall tw=""
+    fi
     awk -v name="${ROW_NAME[$i]}" -v wall="${ROW_WALL[$i]}" -v rss="${ROW_RSS[$i]}" \
-        -v bytes="$BYTES" -v tw="$tshark_wall" 'BEGIN {
+        -v bytes="$bytes" -v packets="$packets" -v frames="$frames" -v tw="$tw" -v cw="$cw" 'BEGIN {
         w = wall + 0
         mbs = (w > 0) ? sprintf("%.0f", bytes / 1e6 / w) : "-"
+        pps = (w > 0) ? sprintf("%.0fk", packets / w / 1e3) : "-"
+        fps = (w > 0) ? sprintf("%.0fk", frames / w / 1e3) : "-"
         ratio = "-"
         if (tw != "" && name !~ /^tshark/) ratio = (w > 0) ? sprintf("%.1fx", tw / w) : "-"
-        printf "%-62s %9.3f %9s %13.1f %12s\n", name, w, mbs, rss * 1024 / 1e6, ratio
+        ceil = "-"
+        if (cw != "" && name !~ /^cat/) ceil = (cw > 0 && w > 0) ? sprintf("%.1f%%", 100 * cw / w) : "-"
+        printf "%-52s %8.3f %7s %10s %10s %8.1f %9s %8s\n", name, w, mbs, pps, fps, rss * 1024 / 1e6, ratio, ceil
     }'
 done
 [[ -z $TSHARK_NOTE ]] || echo "$TSHARK_NOTE"
 echo
 echo "wall s: median of $RUNS runs (tshark: 1 run); peak RSS: highest of the runs; MB = 10^6 bytes."
-echo "tshark/this: tshark's wall time divided by this command's (higher = faster than tshark)."
+echo "packets/s, frames/s: the capture's packets and WebSocket frames (counted by wsinspect) / wall time."
+echo "vs tshark: tshark's wall time divided by this command's (higher = faster than tshark)."
+echo "vs cat: cat's wall time as a share of this command's (100% = as fast as reading the file at all)."
 
 if ((FAILED)); then
     echo

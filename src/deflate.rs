@@ -34,6 +34,8 @@
 //! sync, up to [`hard_bound`]`(max_out)` decoded bytes. Past that, decoding stops (CPU bound),
 //! [`Inflated::stopped`] is set, `len` is a lower bound, and the window is treated as lost.
 
+use std::cell::Cell;
+
 use flate2::{Decompress, FlushDecompress, Status};
 
 /// The sync-flush tail every message lost on the wire (RFC 7692 §7.2.2).
@@ -75,9 +77,49 @@ pub struct Inflated {
     pub stopped: bool,
 }
 
+thread_local! {
+    /// The decompressor every no-context-takeover direction of this thread shares: such a
+    /// sender starts each message from an empty window, so nothing of one message is needed
+    /// for the next and one zlib state (~46 KB, most of it the 32 KiB window) serves them all.
+    /// A `Cell` it is taken out of and put back into, so no borrow can ever be refused.
+    static SHARED: Cell<Option<Decompress>> = const { Cell::new(None) };
+    /// zlib states of directions that ended, kept for the next directions to start. Each is
+    /// one 46 KB block; freeing them as connections end and allocating new ones as others
+    /// start fragments the heap (small allocations settle in the holes), and peak RSS then
+    /// grew with the file, not the live connections. Bounded, so it holds little.
+    static POOL: Cell<Vec<Decompress>> = const { Cell::new(Vec::new()) };
+}
+
+/// Most idle zlib states [`POOL`] keeps per thread.
+const POOL_MAX: usize = 64;
+
+/// A zlib state for raw DEFLATE with an empty window: a pooled one reset, or a new one.
+fn fresh_state() -> Decompress {
+    let mut pool = POOL.take();
+    let d = pool.pop();
+    POOL.set(pool);
+    match d {
+        Some(mut d) => {
+            // Reset empties the window (zlib's `whave = 0`), so nothing of the direction that
+            // used it before can be referenced: a reference that far back is an error.
+            d.reset(false);
+            d
+        }
+        // Raw DEFLATE with the default (32 KiB) window: never `new_with_window_bits(.., 8)`,
+        // which zlib-class backends reject.
+        None => Decompress::new(false),
+    }
+}
+
 /// One direction's inflater.
+///
+/// Memory: a direction with context takeover holds its own zlib state (~46 KB), created on
+/// its first compressed message, because its window must outlive the message; a direction
+/// without takeover holds none (see [`SHARED`]). So a connection that negotiated
+/// permessage-deflate but never compresses in a direction costs nothing there.
 pub struct Inflater {
-    d: Decompress,
+    /// This direction's decompressor (context takeover only), created on first use.
+    d: Option<Decompress>,
     context_takeover: bool,
     /// Our window may be shorter than the sender's (it holds only exact bytes).
     history_lost: bool,
@@ -85,23 +127,23 @@ pub struct Inflater {
     since_reset: u64,
     /// The decompressor must be reset before the next message (StreamEnd, error, loss).
     need_reset: bool,
-    /// Where output past the cap goes; allocated on first use.
-    scratch: Vec<u8>,
 }
 
 impl Inflater {
     /// `context_takeover`: whether the sender keeps its window between messages.
     pub fn new(context_takeover: bool) -> Inflater {
         Inflater {
-            // Raw DEFLATE with the default (32 KiB) window: never `new_with_window_bits(.., 8)`,
-            // which zlib-class backends reject.
-            d: Decompress::new(false),
+            d: None,
             context_takeover,
             history_lost: false,
             since_reset: 0,
             need_reset: false,
-            scratch: Vec::new(),
         }
+    }
+
+    /// Whether this direction holds a zlib state of its own now.
+    pub fn holds_state(&self) -> bool {
+        self.d.is_some()
     }
 
     /// Inflates one whole message (its frames' payloads concatenated, without the 00 00 ff ff
@@ -112,11 +154,34 @@ impl Inflater {
         out: &mut Vec<u8>,
         max_out: usize,
     ) -> Result<Inflated, InflateError> {
-        if self.need_reset || !self.context_takeover {
+        if self.context_takeover {
+            let mut d = self.d.take().unwrap_or_else(fresh_state);
+            if std::mem::take(&mut self.need_reset) {
+                d.reset(false);
+            }
+            let r = self.run(&mut d, compressed, out, max_out);
+            self.d = Some(d);
+            r
+        } else {
             // No takeover: every message starts from an empty window (RFC 7692 §7.1.1).
-            self.d.reset(false);
+            let mut d = SHARED.take().unwrap_or_else(fresh_state);
+            d.reset(false);
             self.need_reset = false;
+            let r = self.run(&mut d, compressed, out, max_out);
+            SHARED.set(Some(d));
+            r
         }
+    }
+
+    fn run(
+        &mut self,
+        d: &mut Decompress,
+        compressed: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<Inflated, InflateError> {
+        // Where output past the cap goes (rare: only messages over the cap use it).
+        let mut scratch: Vec<u8> = Vec::new();
         let history_reset = self.context_takeover && self.history_lost;
         let start = out.len();
         let hard = hard_bound(max_out);
@@ -128,7 +193,7 @@ impl Inflater {
             let mut pos = 0usize;
             loop {
                 let rest = input.get(pos..).unwrap_or(&[]);
-                let (in0, out0) = (self.d.total_in(), self.d.total_out());
+                let (in0, out0) = (d.total_in(), d.total_out());
                 let kept = out.len().saturating_sub(start);
                 let (res, room) = if kept < max_out {
                     let want = (max_out - kept).min(CHUNK);
@@ -138,21 +203,16 @@ impl Inflater {
                         out.reserve_exact(want.max(kept.min(max_out - kept)));
                     }
                     let room = out.capacity() - out.len();
-                    (
-                        self.d.decompress_vec(rest, out, FlushDecompress::Sync),
-                        room,
-                    )
+                    (d.decompress_vec(rest, out, FlushDecompress::Sync), room)
                 } else {
-                    if self.scratch.len() != CHUNK {
-                        self.scratch.resize(CHUNK, 0);
+                    if scratch.len() != CHUNK {
+                        scratch.resize(CHUNK, 0);
                     }
-                    let r = self
-                        .d
-                        .decompress(rest, &mut self.scratch, FlushDecompress::Sync);
+                    let r = d.decompress(rest, &mut scratch, FlushDecompress::Sync);
                     (r, CHUNK)
                 };
-                let consumed = self.d.total_in().saturating_sub(in0);
-                let produced = self.d.total_out().saturating_sub(out0);
+                let consumed = d.total_in().saturating_sub(in0);
+                let produced = d.total_out().saturating_sub(out0);
                 pos = pos.saturating_add(usize::try_from(consumed).unwrap_or(usize::MAX));
                 len = len.saturating_add(produced);
                 match res {
@@ -219,11 +279,25 @@ impl Inflater {
 
     /// Bytes of this direction were lost: the window no longer matches the sender's.
     pub fn lose_history(&mut self) {
-        // Reset now (not lazily) so the window is empty, never stale, from here on.
-        self.d.reset(false);
-        self.need_reset = false;
+        // The window is emptied before the next message is decoded: it is never used stale.
+        self.need_reset = true;
         self.history_lost = self.context_takeover;
         self.since_reset = 0;
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        if let Some(d) = self.d.take() {
+            // `try_with`: at thread exit the pool may be gone already; the state is then freed.
+            let _ = POOL.try_with(|p| {
+                let mut pool = p.take();
+                if pool.len() < POOL_MAX {
+                    pool.push(d);
+                }
+                p.set(pool);
+            });
+        }
     }
 }
 
@@ -492,6 +566,55 @@ mod tests {
             assert_eq!(o, text(i));
             assert!(!r.history_reset);
         }
+    }
+
+    /// Memory follows use: no zlib state until a direction's first compressed message, and
+    /// none at all per direction without context takeover (those share one per thread), while
+    /// interleaved no-takeover directions still decode independently.
+    #[test]
+    fn state_is_lazy_and_shared_without_takeover() {
+        let mut t = Inflater::new(true);
+        assert!(!t.holds_state());
+        let mut st = Sender::new(true, 15);
+        assert_eq!(inflate_ok(&mut t, &st.send(&text(1))).0, text(1));
+        assert!(t.holds_state());
+
+        let (mut a, mut b) = (Inflater::new(false), Inflater::new(false));
+        let (mut sa, mut sb) = (Sender::new(false, 15), Sender::new(false, 12));
+        for i in 0..20 {
+            assert_eq!(inflate_ok(&mut a, &sa.send(&text(i))).0, text(i));
+            assert_eq!(inflate_ok(&mut b, &sb.send(&text(i + 7))).0, text(i + 7));
+            // A takeover direction in between keeps its own window intact.
+            assert_eq!(inflate_ok(&mut t, &st.send(&text(i))).0, text(i));
+        }
+        assert!(!a.holds_state() && !b.holds_state());
+    }
+
+    /// A pooled zlib state carries nothing of the direction that used it before: a message
+    /// whose back-references point into that direction's plaintext fails instead of decoding
+    /// against the stale window.
+    #[test]
+    fn pooled_state_keeps_no_history() {
+        let m1 = b"The quick brown fox jumps over the lazy dog; 0123456789 unique-one".to_vec();
+        let mut m2 = m1.clone();
+        m2.extend_from_slice(b" and then something new");
+        let mut s = Sender::new(true, 15);
+        let (c1, c2) = (s.send(&m1), s.send(&m2));
+        assert!(
+            c2.len() < m2.len() / 2,
+            "message 2 must back-reference message 1"
+        );
+
+        let mut a = Inflater::new(true);
+        assert_eq!(inflate_ok(&mut a, &c1).0, m1);
+        drop(a); // its state goes to this thread's pool
+        let mut b = Inflater::new(true);
+        let mut out = Vec::new();
+        assert!(b.inflate(&c2, &mut out, 1 << 20).is_err());
+        assert!(out.is_empty());
+        // And the state decodes a fresh direction exactly afterwards.
+        let mut s = Sender::new(true, 15);
+        assert_eq!(inflate_ok(&mut b, &s.send(&m2)).0, m2);
     }
 
     #[test]

@@ -546,6 +546,14 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     } else if cli.ndjson {
         run.drive(SelectSink::new(NdjsonSink::new(out, to_terminal), sel))
     } else {
+        // The summary prints no payloads: do not build a preview of every message.
+        let run = Run {
+            cfg: Config {
+                payloads: PayloadMode::None,
+                ..run.cfg
+            },
+            ..run
+        };
         run.drive(SelectSink::new(TextSink::with_color(out, color), sel))
     }?;
     if let Some(bar) = progress {
@@ -765,6 +773,11 @@ fn live(cli: &Cli) -> Result<CaptureSummary> {
     } else {
         // A person watching: each connection's block as soon as it ends.
         let sink = SelectSink::new(TextSink::with_color(io::LineWriter::new(out), color), sel);
+        // The summary prints no payloads: do not build a preview of every message.
+        let cfg = Config {
+            payloads: PayloadMode::None,
+            ..cfg
+        };
         live_into(&mut cap, &run, cfg, analysis, sink, metrics)?
     };
     if let (Some(s), false) = (&summary.live, cli.quiet) {

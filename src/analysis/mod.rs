@@ -612,7 +612,8 @@ fn ip(endpoint: &str) -> &str {
 /// (direction and size) cross both within a short time, each reaching the proxy before it
 /// leaves it (client→server copies on `front` first, server→client copies on `back` first).
 fn legs_match(front: &ConnState, back: &ConnState) -> bool {
-    // Every connection that ends is compared with every open one: the cheap tests go first.
+    // Cheap integer tests first: this runs for every pair of an ending connection and every
+    // open or recently ended one, and most pairs fail on timing or message count.
     if front.msgs.is_empty() || front.msgs.len() != back.msgs.len() {
         return false;
     }

@@ -16,9 +16,10 @@ use pcap_parser::{LegacyPcapReader, PcapError, PcapNGReader};
 use super::Format;
 use crate::error::Error;
 
-/// Starting size of the parser's buffer: several of the largest packets libpcap writes
-/// (262144 bytes) and large enough that refills are rare.
-pub(super) const INITIAL_BUFFER: usize = 4 << 20;
+/// Starting size of the parser's buffer: four of the largest packets libpcap writes (262144
+/// bytes), so refills (a read of up to 1 MiB) are rare next to the work per packet. It is
+/// resident for the whole run, so it is not larger than that.
+pub(super) const INITIAL_BUFFER: usize = 1 << 20;
 
 /// What the wrappers learnt about the stream while pcap-parser was driving them.
 #[derive(Default)]

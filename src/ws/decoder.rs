@@ -7,7 +7,9 @@
 //! frame in progress (at most `max_frame_bytes`, grown as bytes arrive, never by the declared
 //! length), and, while resynchronising, a bounded search window ([`SEARCH_MAX`]). A frame that
 //! lies wholly inside one pushed chunk is parsed in place: an unmasked payload is handed out as a
-//! slice of the chunk (no copy), a masked one is copied once into a reused buffer and unmasked.
+//! slice of the chunk (no copy), a masked one is copied once into a buffer shared by the thread's
+//! decoders and unmasked. A frame arriving in pieces is gathered in a buffer of its direction,
+//! freed when the frame is complete.
 //!
 //! # Losses
 //!
@@ -28,6 +30,8 @@
 //! `frame_too_large` (payload over `max_frame_bytes`, once), `invalid_length` (64-bit length
 //! with the MSB set, RFC 6455 §5.2; the stream is then treated as desynchronised).
 
+use std::cell::Cell;
+
 use crate::config::Limits;
 use crate::ws::frame::{FrameHeader, HeaderError, opcode, parse_header};
 use crate::ws::mask::unmask;
@@ -37,9 +41,21 @@ use crate::ws::mask::unmask;
 /// than this; everything before the earliest open candidate is discarded as it is ruled out.
 pub const SEARCH_MAX: usize = 256 * 1024;
 
-/// Payload buffer capacity kept between frames: a buffer grown by a larger frame is shrunk back
-/// so that memory follows live connections, not the largest frame each one carried.
-const PAYLOAD_RETAIN: usize = 4 << 10;
+/// Capacity reserved when a frame's payload starts arriving in pieces (the whole payload when
+/// smaller; beyond it the buffer doubles as bytes arrive). Small, because with a thousand
+/// connections interleaved hundreds of directions are inside a frame at any moment, and room
+/// reserved ahead of the bytes is resident memory in a reused heap.
+const FIRST_RESERVE: usize = 4 << 10;
+
+/// Capacity the shared unmasking buffer keeps between frames.
+const UNMASKED_RETAIN: usize = 256 << 10;
+
+thread_local! {
+    /// A masked frame that lies wholly in one chunk is unmasked here: shared by every direction
+    /// of this thread, since the payload is only lent out while the frame is reported. Taken out
+    /// and put back, so no borrow can fail.
+    static UNMASKED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// Most search positions kept undecided at once (each is re-judged on every push).
 const MAX_PENDING: usize = 1024;
@@ -355,22 +371,32 @@ impl FrameDecoder {
                     skipped: 0,
                 }),
                 Some(key) => {
-                    self.payload.clear();
-                    self.payload.extend_from_slice(p);
-                    unmask(&mut self.payload, key, 0);
+                    let mut buf = UNMASKED.take();
+                    buf.clear();
+                    buf.extend_from_slice(p);
+                    unmask(&mut buf, key, 0);
                     out(FrameEvent::Frame {
                         header: h,
-                        payload: &self.payload,
+                        payload: &buf,
                         lost: 0,
                         skipped: 0,
                     });
-                    self.payload.clear();
+                    if buf.capacity() > UNMASKED_RETAIN {
+                        buf = Vec::new();
+                    }
+                    UNMASKED.set(buf);
                 }
             }
             self.state = State::Header;
             return n;
         }
         self.payload.clear();
+        if self.payload.capacity() == 0 {
+            // Room for a small frame up front (one allocation), never much on the word of a
+            // header alone.
+            let want = usize::try_from(h.payload_len.min(self.max_frame)).unwrap_or(0);
+            self.payload.reserve_exact(want.min(FIRST_RESERVE));
+        }
         let cur = Current {
             header: h,
             pos: 0,
@@ -423,10 +449,10 @@ impl FrameDecoder {
             lost: cur.lost,
             skipped: cur.skipped,
         });
-        self.payload.clear();
-        if self.payload.capacity() > PAYLOAD_RETAIN {
-            self.payload.shrink_to(PAYLOAD_RETAIN);
-        }
+        // Freed, not kept: most directions are between frames most of the time, and a frame
+        // that spans segments is rare enough per direction that holding a buffer for each of
+        // thousands of connections costs more than allocating one per such frame.
+        self.payload = Vec::new();
         self.state = State::Header;
     }
 

@@ -35,14 +35,23 @@
 //! | `compressed_message_too_large` | a compressed message exceeds the cap before inflation, so it cannot be inflated |
 //! | `message_too_large` | a message exceeds `max_message_bytes` (first time only) |
 
+use std::cell::Cell;
+
 use crate::config::Limits;
 use crate::deflate::{InflateError, Inflater};
 use crate::ws::frame::{FrameHeader, opcode};
 
-/// Buffer capacity kept between messages. Memory must follow the number of live connections,
-/// not the largest message each one ever carried, so a buffer grown by a larger message is
-/// shrunk back to this; messages up to this size reuse it without allocating.
-const RETAIN: usize = 4 << 10;
+/// Capacity the shared decoded-message buffer keeps between messages: the inflater offers
+/// output in 64 KiB steps, so typical messages decode without a reallocation.
+const DECODED_RETAIN: usize = 256 << 10;
+
+thread_local! {
+    /// Inflated plaintext of the message being emitted, shared by every direction of this
+    /// thread: a message's plaintext is only lent to the caller while it is emitted, so one
+    /// buffer per thread serves all connections, instead of one per direction that would grow
+    /// and shrink on every compressed message. Taken out and put back, so no borrow can fail.
+    static DECODED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// How complete a decoded message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,10 +140,9 @@ pub struct MessageAssembler {
     inflater: Option<Inflater>,
     max_message: u64,
     cur: Option<Partial>,
-    /// Payload bytes of the message in progress as on the wire (unmasked, maybe compressed).
+    /// Payload bytes of a message in progress over several frames as on the wire (unmasked,
+    /// maybe compressed). A message of one frame is decoded straight from that frame.
     buf: Vec<u8>,
-    /// Inflated plaintext of the message being emitted.
-    dec: Vec<u8>,
     /// Continuation frames here belong to a message whose start was lost (after a desync).
     orphan: bool,
     too_large_reported: bool,
@@ -158,7 +166,6 @@ impl MessageAssembler {
             max_message: limits.max_message_bytes,
             cur: None,
             buf: Vec::new(),
-            dec: Vec::new(),
             orphan: false,
             too_large_reported: false,
         }
@@ -284,6 +291,17 @@ impl MessageAssembler {
             });
         }
 
+        // A whole message in one frame (most messages): decoded straight from the frame's
+        // payload, never copied into `buf`.
+        if header.fin
+            && self.buf.is_empty()
+            && let Some(p) = self.cur.as_ref()
+            && p.frames == 0
+        {
+            let kept = self.account(header, payload.len(), lost, skipped);
+            self.finish_from(Some(payload.get(..kept).unwrap_or(&[])), out);
+            return;
+        }
         self.append(header, payload, lost, skipped);
         if header.fin {
             self.finish(out);
@@ -327,9 +345,11 @@ impl MessageAssembler {
         }
     }
 
-    fn append(&mut self, header: &FrameHeader, payload: &[u8], lost: u64, skipped: u64) {
+    /// Counts a frame into the message in progress; returns how many of its `avail` payload
+    /// bytes belong to the message's data (0 once a loss or the cap ended the data).
+    fn account(&mut self, header: &FrameHeader, avail: usize, lost: u64, skipped: u64) -> usize {
         let Some(p) = self.cur.as_mut() else {
-            return;
+            return 0;
         };
         p.frames = p.frames.saturating_add(1);
         p.wire_len = p.wire_len.saturating_add(header.payload_len);
@@ -337,16 +357,19 @@ impl MessageAssembler {
             p.lost = true;
         }
         if p.lost || p.cut {
-            return;
+            return 0;
         }
         let room = self.max_message.saturating_sub(self.buf.len() as u64);
-        let k = usize::try_from(room)
-            .unwrap_or(usize::MAX)
-            .min(payload.len());
-        self.buf.extend_from_slice(payload.get(..k).unwrap_or(&[]));
-        if k < payload.len() || skipped > 0 {
+        let k = usize::try_from(room).unwrap_or(usize::MAX).min(avail);
+        if k < avail || skipped > 0 {
             p.cut = true;
         }
+        k
+    }
+
+    fn append(&mut self, header: &FrameHeader, payload: &[u8], lost: u64, skipped: u64) {
+        let k = self.account(header, payload.len(), lost, skipped);
+        self.buf.extend_from_slice(payload.get(..k).unwrap_or(&[]));
     }
 
     /// Emits the open message as `Incomplete` (capture loss or a broken fragment sequence).
@@ -359,9 +382,17 @@ impl MessageAssembler {
 
     /// Emits the message in progress.
     fn finish(&mut self, out: &mut dyn FnMut(MessageEvent<'_>)) {
+        self.finish_from(None, out);
+    }
+
+    /// Emits the message in progress, whose data is `data` when given, `buf` otherwise.
+    fn finish_from(&mut self, data: Option<&[u8]>, out: &mut dyn FnMut(MessageEvent<'_>)) {
         let Some(p) = self.cur.take() else {
             return;
         };
+        let buf = std::mem::take(&mut self.buf);
+        let wire = data.unwrap_or(&buf);
+        let mut dec = DECODED.take();
         let mut msg = Message {
             opcode: p.opcode,
             data: &[],
@@ -406,10 +437,10 @@ impl MessageAssembler {
                     ));
                 }
                 Some(inf) => {
-                    self.dec.clear();
-                    match inf.inflate(&self.buf, &mut self.dec, max_out) {
+                    dec.clear();
+                    match inf.inflate(wire, &mut dec, max_out) {
                         Ok(r) => {
-                            msg.data = &self.dec;
+                            msg.data = &dec;
                             msg.len = r.len;
                             msg.history_reset = r.history_reset;
                             msg.status = if r.truncated {
@@ -442,7 +473,7 @@ impl MessageAssembler {
                 }
             }
         } else {
-            msg.data = &self.buf;
+            msg.data = wire;
             msg.len = p.wire_len;
             msg.status = if p.cut {
                 MessageStatus::Truncated
@@ -486,14 +517,14 @@ impl MessageAssembler {
         if let Some((kind, detail)) = after {
             anomaly(out, kind, detail);
         }
-        self.buf.clear();
-        self.dec.clear();
-        if self.buf.capacity() > RETAIN {
-            self.buf.shrink_to(RETAIN);
+        // Only messages of several frames use `buf`; it is freed after each (memory follows
+        // the messages in progress, not the largest one each direction ever carried).
+        drop(buf);
+        dec.clear();
+        if dec.capacity() > DECODED_RETAIN {
+            dec = Vec::new();
         }
-        if self.dec.capacity() > RETAIN {
-            self.dec.shrink_to(RETAIN);
-        }
+        DECODED.set(dec);
     }
 }
 
