@@ -43,7 +43,7 @@ use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{ConnId, Event};
-use crate::net::{self, Skip};
+use crate::net;
 use crate::pipeline::{self, CaptureSummary, EventSink, Pipeline, Position, Progress};
 use crate::tcp::FlowKey;
 use crate::types::Ts;
@@ -303,15 +303,7 @@ impl<S: EventSink> Coordinator<S> {
             c.first_ts.get_or_insert(now);
             c.last_ts = Some(c.last_ts.map_or(now, |t| t.max(now)));
             match net::decode(pkt.linktype, pkt.data) {
-                Err(skip) => {
-                    let s = &mut c.skipped;
-                    match skip {
-                        Skip::NotTcp => s.not_tcp += 1,
-                        Skip::IpFragment => s.ip_fragments += 1,
-                        Skip::Malformed(_) => s.malformed += 1,
-                        Skip::UnsupportedLink(_) => s.unsupported_link += 1,
-                    }
-                }
+                Err(skip) => c.skipped.count(&skip),
                 Ok(tp) => {
                     let key = FlowKey::of(&tp);
                     let w = (hasher.hash_one(key) % n as u64) as usize;

@@ -91,6 +91,18 @@ pub struct SkipCounts {
     pub unsupported_link: u64,
 }
 
+impl SkipCounts {
+    /// Counts one packet skipped for `why`.
+    pub fn count(&mut self, why: &Skip) {
+        match why {
+            Skip::NotTcp => self.not_tcp += 1,
+            Skip::IpFragment => self.ip_fragments += 1,
+            Skip::Malformed(_) => self.malformed += 1,
+            Skip::UnsupportedLink(_) => self.unsupported_link += 1,
+        }
+    }
+}
+
 /// What the capture held, written at the end of every output.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CaptureSummary {
@@ -129,6 +141,16 @@ pub struct CaptureSummary {
     /// Connections by outcome (filled by the analysis stage; sinks write it as `summary`).
     #[serde(skip)]
     pub diagnosis: Option<DiagnosisSummary>,
+}
+
+impl CaptureSummary {
+    /// Counts one packet read at capture time `now` (the clock may go backwards: `last_ts` is
+    /// the latest seen).
+    pub fn count_packet(&mut self, now: Ts) {
+        self.packets += 1;
+        self.first_ts.get_or_insert(now);
+        self.last_ts = Some(self.last_ts.map_or(now, |t| t.max(now)));
+    }
 }
 
 /// Counters of a live capture: what libpcap saw and dropped, and what the pipeline holds.
@@ -267,19 +289,11 @@ impl<S: EventSink> Pipeline<S> {
         let now = pkt.ts;
         let seq = self.seq;
         let s = &mut self.summary;
-        s.packets += 1;
-        s.first_ts.get_or_insert(now);
-        s.last_ts = Some(s.last_ts.map_or(now, |t| t.max(now)));
+        s.count_packet(now);
         let tp = match net::decode(pkt.linktype, pkt.data) {
             Ok(tp) => tp,
             Err(skip) => {
-                let c = &mut s.skipped;
-                match skip {
-                    Skip::NotTcp => c.not_tcp += 1,
-                    Skip::IpFragment => c.ip_fragments += 1,
-                    Skip::Malformed(_) => c.malformed += 1,
-                    Skip::UnsupportedLink(_) => c.unsupported_link += 1,
-                }
+                s.skipped.count(&skip);
                 return Ok(());
             }
         };
