@@ -157,12 +157,15 @@ cat "$FILE" >/dev/null
 
 echo "== timing (wall seconds of each run)"
 measure "cat FILE > /dev/null" "$RUNS" cat "$FILE"
-measure "wsinspect FILE" "$RUNS" "$BIN" "$FILE"
-measure "wsinspect FILE --json" "$RUNS" "$BIN" "$FILE" --json
-measure "wsinspect FILE --ndjson --payloads preview" "$RUNS" "$BIN" "$FILE" --ndjson --payloads preview
+# One thread for the rows that compare with earlier single-threaded figures; the default
+# (--threads = the number of cores) gets a row of its own.
+measure "wsinspect FILE --threads 1" "$RUNS" "$BIN" "$FILE" --threads 1
+measure "wsinspect FILE (--threads $(nproc))" "$RUNS" "$BIN" "$FILE" --threads "$(nproc)"
+measure "wsinspect FILE --json --threads 1" "$RUNS" "$BIN" "$FILE" --json --threads 1
+measure "wsinspect FILE --ndjson --payloads preview --threads 1" "$RUNS" "$BIN" "$FILE" --ndjson --payloads preview --threads 1
 if ((PLAIN != 0)); then
     measure "cat PLAIN > /dev/null" "$RUNS" cat "$PLAIN_FILE"
-    measure "wsinspect PLAIN (uncompressed variant)" "$RUNS" "$BIN" "$PLAIN_FILE"
+    measure "wsinspect PLAIN --threads 1 (uncompressed variant)" "$RUNS" "$BIN" "$PLAIN_FILE" --threads 1
 fi
 
 TSHARK_NOTE=""
