@@ -5,6 +5,7 @@
 //! RFC 7905 §2) are built here.
 
 use aes_gcm::aead::AeadInOut;
+use aes_gcm::aead::consts::{U12, U16};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
 
@@ -128,30 +129,9 @@ impl DirKeys {
         let (ct, tag) = body.split_at(plain_len);
         let mut buf = ct.to_vec();
         let ok = match &self.cipher {
-            Cipher::Aes128(c) => c
-                .decrypt_inout_detached(
-                    &nonce.into(),
-                    &aad,
-                    buf.as_mut_slice().into(),
-                    tag.try_into().map_err(|_| DecryptError::TooShort)?,
-                )
-                .is_ok(),
-            Cipher::Aes256(c) => c
-                .decrypt_inout_detached(
-                    &nonce.into(),
-                    &aad,
-                    buf.as_mut_slice().into(),
-                    tag.try_into().map_err(|_| DecryptError::TooShort)?,
-                )
-                .is_ok(),
-            Cipher::ChaCha(c) => c
-                .decrypt_inout_detached(
-                    &nonce.into(),
-                    &aad,
-                    buf.as_mut_slice().into(),
-                    tag.try_into().map_err(|_| DecryptError::TooShort)?,
-                )
-                .is_ok(),
+            Cipher::Aes128(c) => open_in_place(&**c, &nonce, &aad, &mut buf, tag),
+            Cipher::Aes256(c) => open_in_place(&**c, &nonce, &aad, &mut buf, tag),
+            Cipher::ChaCha(c) => open_in_place(&**c, &nonce, &aad, &mut buf, tag),
         };
         if !ok {
             return Err(DecryptError::Authentication);
@@ -159,6 +139,19 @@ impl DirKeys {
         self.seq = self.seq.wrapping_add(1);
         Ok(buf)
     }
+}
+
+/// Checks the tag and decrypts `buf` in place; false when the record does not authenticate.
+/// All three AEADs take a 12-byte nonce and a 16-byte tag.
+fn open_in_place<A>(aead: &A, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool
+where
+    A: AeadInOut<NonceSize = U12, TagSize = U16>,
+{
+    let Ok(tag) = <[u8; 16]>::try_from(tag) else {
+        return false;
+    };
+    aead.decrypt_inout_detached(&(*nonce).into(), aad, buf.into(), &tag.into())
+        .is_ok()
 }
 
 #[cfg(test)]
