@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::util::{payload_bytes, sample, temp_path, wsinspect};
+use crate::util::{Tmux, payload_bytes, sample, shell_quote, temp_path, wsinspect};
 
 /// Long enough for a loaded 2-core machine; a wait that runs out fails the test.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -176,6 +176,28 @@ fn node_peer(script: &str, scenarios: &Path, port: u16, log: &Path, extra: &[&st
         .expect("node (install nodejs)")
 }
 
+/// Starts the scenario's Node server, waits until it listens, then its client (pushed in that
+/// order, so `procs.0[len - 1]` is the client); their logs go to `logs` (client, server).
+fn start_peers(procs: &mut Procs, scenarios: &Path, port: u16, logs: [&Path; 2], ready: &Path) {
+    let ready_s = ready.to_str().expect("utf-8 path");
+    let [client_log, server_log] = logs;
+    procs.0.push(node_peer(
+        "node_server.js",
+        scenarios,
+        port,
+        server_log,
+        &["--ready", ready_s],
+    ));
+    wait_file(ready);
+    procs.0.push(node_peer(
+        "node_client.js",
+        scenarios,
+        port,
+        client_log,
+        &[],
+    ));
+}
+
 fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -314,22 +336,13 @@ fn live_session(iface: &str, deflate: bool) -> u64 {
         &saved_s,
     ]);
     let mut procs = Procs(Vec::new());
-    let ready_s = ready.to_str().expect("utf-8");
-    procs.0.push(node_peer(
-        "node_server.js",
+    start_peers(
+        &mut procs,
         &scenarios,
         port,
-        &server_log,
-        &["--ready", ready_s],
-    ));
-    wait_file(&ready);
-    procs.0.push(node_peer(
-        "node_client.js",
-        &scenarios,
-        port,
-        &client_log,
-        &[],
-    ));
+        [&client_log, &server_log],
+        &ready,
+    );
 
     // Everything before the gate arrives while the client holds the connection open.
     let hs = cap.until("handshake", |l| l["event"] == "handshake");
@@ -656,22 +669,13 @@ fn prometheus_scrapes_the_counts_the_peers_logged() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let ready_s = ready.to_str().expect("utf-8");
-    procs.0.push(node_peer(
-        "node_server.js",
+    start_peers(
+        &mut procs,
         &scenarios,
         port,
-        &server_log,
-        &["--ready", ready_s],
-    ));
-    wait_file(&ready);
-    procs.0.push(node_peer(
-        "node_client.js",
-        &scenarios,
-        port,
-        &client_log,
-        &[],
-    ));
+        [&client_log, &server_log],
+        &ready,
+    );
     assert!(wait_exit(&mut procs.0[2], "client").success());
     assert!(wait_exit(&mut procs.0[1], "server").success());
     let client = peer_log(&client_log);
@@ -746,11 +750,6 @@ fn prometheus_scrapes_the_counts_the_peers_logged() {
 /// after it started appears in it, still open, then ended; `q` stops the capture cleanly.
 #[test]
 fn terminal_ui_follows_a_live_capture() {
-    let have_tmux = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(have_tmux, "tmux is not installed (.ci/run installs it)");
     let port = free_port();
     let dir = temp_path(&format!("live-tui-{port}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -759,87 +758,36 @@ fn terminal_ui_follows_a_live_capture() {
     let (ready, exited) = (dir.join("ready"), dir.join("exited"));
     std::fs::write(&scenarios, scenario(&gate, false).to_string()).expect("scenario");
 
-    let session = format!("wsinspect-live-{port}");
     let cmd = format!(
-        "TERM=xterm-256color '{}' -i lo --bpf 'tcp port {port}'; echo $? > '{}'; sleep 30",
-        env!("CARGO_BIN_EXE_wsinspect"),
-        exited.display()
+        "TERM=xterm-256color {} -i lo --bpf 'tcp port {port}'; echo $? > {}; sleep 30",
+        shell_quote(env!("CARGO_BIN_EXE_wsinspect")),
+        shell_quote(&exited.display().to_string())
     );
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(["-L", &session])
-            .args(args)
-            .status()
-            .expect("tmux")
-    };
-    assert!(
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "130",
-            "-y",
-            "36",
-            &cmd
-        ])
-        .success()
-    );
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .args(["-L", &self.0, "kill-server"])
-                .status();
-        }
-    }
-    let _kill = Kill(session.clone());
-    let target = format!("{session}:0");
-    let screen = |what: &str, ok: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let out = Command::new("tmux")
-                .args(["-L", &session, "capture-pane", "-p", "-t", &target])
-                .output()
-                .expect("tmux capture-pane");
-            let s = String::from_utf8_lossy(&out.stdout).into_owned();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    screen("the UI on the interface", &|s| s.contains("live: lo"));
+    let term = Tmux::start(&format!("live-{port}"), 130, 36, &cmd);
+    term.wait_for("the UI on the interface", PATIENCE, &|s| {
+        s.contains("live: lo")
+    });
 
     let mut procs = Procs(Vec::new());
-    procs.0.push(node_peer(
-        "node_server.js",
+    start_peers(
+        &mut procs,
         &scenarios,
         port,
-        &server_log,
-        &["--ready", ready.to_str().expect("utf-8")],
-    ));
-    wait_file(&ready);
-    procs.0.push(node_peer(
-        "node_client.js",
-        &scenarios,
-        port,
-        &client_log,
-        &[],
-    ));
+        [&client_log, &server_log],
+        &ready,
+    );
     // The client holds the connection open at the gate: the row is there, not yet ended.
-    let s = screen("the open connection", &|s| s.contains("/live?room=1"));
+    let s = term.wait_for("the open connection", PATIENCE, &|s| {
+        s.contains("/live?room=1")
+    });
     assert!(!s.contains("clean_close"), "{s}");
     std::fs::write(&gate, b"open\n").expect("gate");
     assert!(wait_exit(&mut procs.0[1], "client").success());
-    let s = screen("the ended connection", &|s| s.contains("clean_close"));
+    let s = term.wait_for("the ended connection", PATIENCE, &|s| {
+        s.contains("clean_close")
+    });
     assert!(s.contains("4000/4000"), "both sides saw 4000: {s}");
-    tmux(&["send-keys", "-t", &target, "q"]);
+    term.keys(&["q"]);
     wait_file(&exited);
     let code = std::fs::read_to_string(&exited).expect("exit status");
     assert_eq!(code.trim(), "0", "wsinspect exits 0 after q");

@@ -2,7 +2,6 @@
 //! `TestBackend` (plain-text insta snapshots of the main screens), the escape-sequence safety
 //! check, tiny terminals, a 100k-message connection, and the real binary in tmux.
 
-use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use wsinspect::tui::ui::{KEYS, draw};
 use wsinspect::tui::{App, Options, SourceInfo, Update};
 use wsinspect::types::{Dir, Ts};
 
-use crate::util::{sample, temp_path};
+use crate::util::{Tmux, sample, shell_quote, temp_path};
 
 fn events(name: &str, frames: bool) -> (Vec<Event>, CaptureSummary) {
     let path = sample(name);
@@ -672,93 +671,36 @@ fn the_query_language_on_real_connection_ends() {
 
 #[test]
 fn tmux_real_terminal() {
-    let have_tmux = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        have_tmux,
-        "tmux is not installed: this test runs the UI in a real terminal and needs it \
-         (.ci/run installs it; locally: apt-get install tmux)"
-    );
-    let session = format!("wsinspect-test-{}", std::process::id());
-    let bin = env!("CARGO_BIN_EXE_wsinspect");
     let cap = sample("nginx-idle-timeout.pcap");
     let marker = temp_path("tmux-exited");
     let _ = std::fs::remove_file(&marker);
     // The shell writes a marker when wsinspect has exited, so the test sees the process end.
     let cmd = format!(
         "TERM=xterm-256color {} {}; echo $? > {}; sleep 30",
-        shell_quote(bin),
+        shell_quote(env!("CARGO_BIN_EXE_wsinspect")),
         shell_quote(&cap.display().to_string()),
         shell_quote(&marker.display().to_string())
     );
-    let start = Command::new("tmux")
-        .args([
-            "-L",
-            &session,
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ])
-        .status()
-        .expect("tmux new-session");
-    assert!(start.success());
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .args(["-L", &self.0, "kill-server"])
-                .status();
-        }
-    }
-    let _kill = Kill(session.clone());
-    let target = format!("{session}:0");
-    let tmux = |args: &[&str]| {
-        let mut all = vec!["-L", session.as_str()];
-        all.extend_from_slice(args);
-        Command::new("tmux").args(&all).status().expect("tmux")
-    };
-    let capture = |what: &str, ok: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = Command::new("tmux")
-                .args(["-L", &session, "capture-pane", "-p", "-t", &target])
-                .output()
-                .expect("tmux capture-pane");
-            let s = String::from_utf8_lossy(&out.stdout).into_owned();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{s}"
-            );
-            sleep(Duration::from_millis(100));
-        }
-    };
-    let s = capture("the connection rows", &|s| {
+    let term = Tmux::start("tui", 120, 40, &cmd);
+    let patience = Duration::from_secs(20);
+    let s = term.wait_for("the connection rows", patience, &|s| {
         s.contains("Connections 2/2") && s.contains("fin_without_close") && s.contains("read ")
     });
     assert!(s.contains("127.0.0.1:37982"), "{s}");
-    tmux(&["send-keys", "-t", &target, "Enter"]);
-    let s = capture("the timeline", &|s| {
+    term.keys(&["Enter"]);
+    let s = term.wait_for("the timeline", patience, &|s| {
         s.contains("s idle") && s.contains("FIN")
     });
     assert!(s.contains("handshake"), "{s}");
-    tmux(&["send-keys", "-t", &target, "?"]);
-    capture("the help overlay", &|s| {
+    term.keys(&["?"]);
+    term.wait_for("the help overlay", patience, &|s| {
         s.contains("Keys") && s.contains("export the selected")
     });
-    tmux(&["send-keys", "-t", &target, "Escape"]);
-    capture("help closed", &|s| !s.contains("export the selected"));
-    tmux(&["send-keys", "-t", &target, "q"]);
+    term.keys(&["Escape"]);
+    term.wait_for("help closed", patience, &|s| {
+        !s.contains("export the selected")
+    });
+    term.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !marker.exists() {
         assert!(Instant::now() < deadline, "wsinspect did not exit after q");
@@ -767,11 +709,9 @@ fn tmux_real_terminal() {
     let code = std::fs::read_to_string(&marker).unwrap_or_default();
     assert_eq!(code.trim(), "0", "exit status");
     // The alternate screen is gone: the shell's screen is back, without the UI's frame.
-    let s = capture("the restored terminal", &|s| !s.contains("Connections 2/2"));
+    let s = term.wait_for("the restored terminal", patience, &|s| {
+        !s.contains("Connections 2/2")
+    });
     assert!(!s.contains("┌ Timeline"), "{s}");
     let _ = std::fs::remove_file(&marker);
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }

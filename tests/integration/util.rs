@@ -153,3 +153,84 @@ pub fn truth_files() -> Vec<(String, Value)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// A program running in a real terminal: a tmux server of its own, killed when this is dropped.
+pub struct Tmux {
+    socket: String,
+    target: String,
+}
+
+impl Tmux {
+    /// Runs the shell command `cmd` in a `width` x `height` terminal. Fails the test with a
+    /// clear message when tmux is not installed (`.ci/run` installs it).
+    pub fn start(name: &str, width: u16, height: u16, cmd: &str) -> Tmux {
+        let have = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            have,
+            "tmux is not installed: this test runs wsinspect in a real terminal and needs it \
+             (.ci/run installs it; locally: apt-get install tmux)"
+        );
+        let socket = format!("wsinspect-{name}-{}", std::process::id());
+        let (w, h) = (width.to_string(), height.to_string());
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", &socket])
+            .args(["-x", &w, "-y", &h, cmd])
+            .status()
+            .expect("tmux new-session");
+        assert!(ok.success(), "tmux new-session failed");
+        let target = format!("{socket}:0");
+        Tmux { socket, target }
+    }
+
+    /// Types `keys` (tmux key names: `Enter`, `Escape`, `q`, ...).
+    pub fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", &self.target])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
+    /// Waits up to `patience` for the screen to satisfy `ok`, and returns it; fails the test
+    /// with the last screen otherwise.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        patience: std::time::Duration,
+        ok: &dyn Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let out = Command::new("tmux")
+                .args(["-L", &self.socket, "capture-pane", "-p", "-t", &self.target])
+                .output()
+                .expect("tmux capture-pane");
+            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
