@@ -42,6 +42,10 @@ use flate2::{Decompress, FlushDecompress, Status};
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Output step: how much room is offered to the decompressor per call.
 const CHUNK: usize = 64 * 1024;
+/// See [`Inflater::feed_min`].
+const FEED_MIN_TAKEOVER: usize = 8 * 1024;
+/// See [`Inflater::feed_min`]: about the size of the zlib state a message would otherwise hold.
+const FEED_MIN_SHARED: usize = 32 * 1024;
 /// The DEFLATE window size (RFC 1951 §2): once this much output was decoded exactly after a
 /// reset, our window equals the sender's.
 const WINDOW: u64 = 32 * 1024;
@@ -92,6 +96,63 @@ thread_local! {
 
 /// Most idle zlib states [`POOL`] keeps per thread.
 const POOL_MAX: usize = 64;
+
+thread_local! {
+    /// Where decoded bytes come out, one output step at a time, before they are handed on:
+    /// one fixed buffer per thread, so decoding a message costs no allocation and the bytes
+    /// handed on are still in the CPU cache.
+    static STEP: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+fn to_pool(d: Decompress) {
+    // `try_with`: at thread exit the pool may be gone already; the state is then freed.
+    let _ = POOL.try_with(|p| {
+        let mut pool = p.take();
+        if pool.len() < POOL_MAX {
+            pool.push(d);
+        }
+        p.set(pool);
+    });
+}
+
+/// One message being inflated (see [`Inflater::begin`]).
+pub struct Inflating {
+    d: Option<Decompress>,
+    pending: Vec<u8>,
+    history_reset: bool,
+    hard: u64,
+    max_out: usize,
+    len: u64,
+    ended: bool,
+    stopped: bool,
+    failed: Option<InflateError>,
+}
+
+impl Drop for Inflating {
+    fn drop(&mut self) {
+        // A message never ended (its connection went first): the state is reused.
+        if let Some(d) = self.d.take() {
+            to_pool(d);
+        }
+    }
+}
+
+impl Inflating {
+    /// Decoded bytes so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Nothing more of this message will be decoded (error, BFINAL, or the hard bound).
+    fn done(&self) -> bool {
+        self.failed.is_some() || self.ended || self.stopped
+    }
+}
 
 /// A zlib state for raw DEFLATE with an empty window: a pooled one reset, or a new one.
 fn fresh_state() -> Decompress {
@@ -146,6 +207,153 @@ impl Inflater {
         self.d.is_some()
     }
 
+    /// Starts inflating one message. Its compressed bytes (the frames' payloads, in order,
+    /// without the `00 00 ff ff` tail) then go to [`Inflater::feed`] in as many pieces as they
+    /// arrive, and [`Inflater::end`] finishes it. Decoded bytes are handed to the caller's
+    /// closure as they come out, so a message spanning many TCP segments is never gathered.
+    /// `max_out` is the caller's cap on kept bytes; decoding stops at [`hard_bound`] of it.
+    ///
+    /// The returned run holds a zlib state: this direction's own with context takeover,
+    /// otherwise the thread's shared one (or, while another message of this thread holds
+    /// that, a pooled one), so interleaved messages of different directions never share one.
+    pub fn begin(&mut self, max_out: usize) -> Inflating {
+        Inflating {
+            d: None,
+            pending: Vec::new(),
+            history_reset: self.context_takeover && self.history_lost,
+            hard: hard_bound(max_out),
+            max_out,
+            len: 0,
+            ended: false,
+            stopped: false,
+            failed: None,
+        }
+    }
+
+    /// The zlib state a message decodes with, taken when its first bytes are decoded (not at
+    /// `begin`), so a message waiting in `pending` holds none.
+    fn acquire(&mut self) -> Decompress {
+        if self.context_takeover {
+            let mut d = self.d.take().unwrap_or_else(fresh_state);
+            if std::mem::take(&mut self.need_reset) {
+                d.reset(false);
+            }
+            d
+        } else {
+            // No takeover: every message starts from an empty window (RFC 7692 §7.1.1).
+            self.need_reset = false;
+            let mut d = SHARED.take().unwrap_or_else(fresh_state);
+            d.reset(false);
+            d
+        }
+    }
+
+    /// Compressed bytes gathered before they are decoded. Decoding each TCP segment's piece
+    /// as it arrives would touch the direction's zlib state (46 KB, cold in the CPU cache
+    /// with many connections interleaved) once per segment; without context takeover it
+    /// would also hold a zlib state of its own for the whole message, since the thread's
+    /// shared one serves the messages of other directions in between. So pieces are
+    /// gathered up to this much and decoded together.
+    fn feed_min(&self) -> usize {
+        if self.context_takeover {
+            FEED_MIN_TAKEOVER
+        } else {
+            FEED_MIN_SHARED
+        }
+    }
+
+    /// Feeds the next compressed bytes of the message `run` decodes.
+    pub fn feed(&mut self, run: &mut Inflating, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+        if run.done() || input.is_empty() {
+            return;
+        }
+        if run.pending.is_empty() && input.len() >= self.feed_min() {
+            self.decode(run, input, out);
+            return;
+        }
+        run.pending.extend_from_slice(input);
+        if run.pending.len() >= self.feed_min() {
+            let pending = std::mem::take(&mut run.pending);
+            self.decode(run, &pending, out);
+            run.pending = pending;
+            run.pending.clear();
+        }
+    }
+
+    /// Decodes these compressed bytes at once, after any gathered before them: for bytes
+    /// already in hand as a whole (a message in one frame), where gathering is a copy.
+    pub fn feed_now(&mut self, run: &mut Inflating, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+        if !run.pending.is_empty() {
+            run.pending.extend_from_slice(input);
+            let pending = std::mem::take(&mut run.pending);
+            self.decode(run, &pending, out);
+        } else if !input.is_empty() {
+            self.decode(run, input, out);
+        }
+    }
+
+    fn decode(&mut self, run: &mut Inflating, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+        if run.done() {
+            return;
+        }
+        let mut d = match run.d.take() {
+            Some(d) => d,
+            None => self.acquire(),
+        };
+        self.step(&mut d, run, input, out);
+        run.d = Some(d);
+    }
+
+    /// Ends the message `run` decodes: the sync-flush tail is fed, the zlib state goes back
+    /// where it came from, and the window bookkeeping is updated.
+    pub fn end(
+        &mut self,
+        mut run: Inflating,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<Inflated, InflateError> {
+        let mut pending = std::mem::take(&mut run.pending);
+        if pending.is_empty() {
+            self.decode(&mut run, &TAIL, out);
+        } else {
+            pending.extend_from_slice(&TAIL);
+            self.decode(&mut run, &pending, out);
+        }
+        if let Some(d) = run.d.take() {
+            self.put_back(d);
+        }
+        if let Some(e) = run.failed {
+            return Err(e);
+        }
+        if run.stopped {
+            // The rest of the message was never fed: our window is behind the sender's.
+            self.lose_history();
+        } else if run.ended {
+            // The sender's next message starts a fresh stream: an empty window is exact.
+            self.need_reset = true;
+            self.history_lost = false;
+        } else if self.history_lost {
+            self.since_reset = self.since_reset.saturating_add(run.len);
+            if self.since_reset >= WINDOW {
+                self.history_lost = false;
+            }
+        }
+        Ok(Inflated {
+            len: run.len,
+            truncated: run.len > run.max_out as u64,
+            history_reset: run.history_reset,
+            stopped: run.stopped,
+        })
+    }
+
+    /// Gives up on the message `run` decodes (its bytes were lost, or it is over the cap):
+    /// the zlib state goes back and the window counts as lost.
+    pub fn abandon(&mut self, mut run: Inflating) {
+        if let Some(d) = run.d.take() {
+            self.put_back(d);
+        }
+        self.lose_history();
+    }
+
     /// Inflates one whole message (its frames' payloads concatenated, without the 00 00 ff ff
     /// tail), appending at most `max_out` bytes to `out`.
     pub fn inflate(
@@ -154,127 +362,105 @@ impl Inflater {
         out: &mut Vec<u8>,
         max_out: usize,
     ) -> Result<Inflated, InflateError> {
+        let start = out.len();
+        let mut keep = |b: &[u8]| {
+            let room = max_out.saturating_sub(out.len() - start);
+            out.extend_from_slice(b.get(..room.min(b.len())).unwrap_or(&[]));
+        };
+        let mut run = self.begin(max_out);
+        self.feed_now(&mut run, compressed, &mut keep);
+        let r = self.end(run, &mut keep);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    fn put_back(&mut self, d: Decompress) {
         if self.context_takeover {
-            let mut d = self.d.take().unwrap_or_else(fresh_state);
-            if std::mem::take(&mut self.need_reset) {
-                d.reset(false);
-            }
-            let r = self.run(&mut d, compressed, out, max_out);
             self.d = Some(d);
-            r
         } else {
-            // No takeover: every message starts from an empty window (RFC 7692 §7.1.1).
-            let mut d = SHARED.take().unwrap_or_else(fresh_state);
-            d.reset(false);
-            self.need_reset = false;
-            let r = self.run(&mut d, compressed, out, max_out);
-            SHARED.set(Some(d));
-            r
+            match SHARED.take() {
+                None => SHARED.set(Some(d)),
+                Some(shared) => {
+                    SHARED.set(Some(shared));
+                    to_pool(d);
+                }
+            }
         }
     }
 
-    fn run(
+    /// Decodes `input` into the thread's output steps, handing each to `out`.
+    fn step(
         &mut self,
         d: &mut Decompress,
-        compressed: &[u8],
-        out: &mut Vec<u8>,
-        max_out: usize,
-    ) -> Result<Inflated, InflateError> {
-        // Where output past the cap goes (rare: only messages over the cap use it).
-        let mut scratch: Vec<u8> = Vec::new();
-        let history_reset = self.context_takeover && self.history_lost;
-        let start = out.len();
-        let hard = hard_bound(max_out);
-        let mut len: u64 = 0;
-        let mut ended = false;
-        let mut stopped = false;
-
-        'inputs: for input in [compressed, &TAIL[..]] {
-            let mut pos = 0usize;
-            loop {
-                let rest = input.get(pos..).unwrap_or(&[]);
-                let (in0, out0) = (d.total_in(), d.total_out());
-                let kept = out.len().saturating_sub(start);
-                let (res, room) = if kept < max_out {
-                    let want = (max_out - kept).min(CHUNK);
-                    if out.capacity() - out.len() < want {
-                        // Grow geometrically but never past the cap, so a reused `out` stays
-                        // within max_out + CHUNK.
-                        out.reserve_exact(want.max(kept.min(max_out - kept)));
-                    }
-                    let room = out.capacity() - out.len();
-                    (d.decompress_vec(rest, out, FlushDecompress::Sync), room)
-                } else {
-                    if scratch.len() != CHUNK {
-                        scratch.resize(CHUNK, 0);
-                    }
-                    let r = d.decompress(rest, &mut scratch, FlushDecompress::Sync);
-                    (r, CHUNK)
-                };
-                let consumed = d.total_in().saturating_sub(in0);
-                let produced = d.total_out().saturating_sub(out0);
-                pos = pos.saturating_add(usize::try_from(consumed).unwrap_or(usize::MAX));
-                len = len.saturating_add(produced);
-                match res {
-                    Err(e) => {
-                        out.truncate(start);
-                        // zlib says "invalid distance too far back" for a reference into
-                        // missing history, but zlib-rs 0.6.8 overwrites that text with
-                        // "repeated call with bad state" when the error comes from its fast
-                        // path, so the text alone cannot classify. With our window incomplete,
-                        // a reference into the missing part and corrupt data look alike: call
-                        // it missing history then; with full history it can only be corruption.
-                        let too_far = e.message().is_some_and(|m| m.contains("too far back"));
-                        let missing = too_far || history_reset;
-                        self.lose_history();
-                        return Err(if missing {
-                            InflateError::MissingHistory
-                        } else {
-                            InflateError::Corrupt
-                        });
-                    }
-                    Ok(Status::StreamEnd) => {
-                        // BFINAL (RFC 7692 §7.2.3.3): the sender starts a new stream next time.
-                        ended = true;
-                        break 'inputs;
-                    }
-                    Ok(_) => {}
-                }
-                if len >= hard {
-                    stopped = true;
-                    break 'inputs;
-                }
-                let done_in = pos >= input.len();
-                // Input used up and the output not filled: everything decodable is out (Sync).
-                if (done_in && (produced as usize) < room) || (consumed == 0 && produced == 0) {
+        run: &mut Inflating,
+        input: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
+        let mut buf = STEP.take();
+        if buf.len() != CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        let mut pos = 0usize;
+        loop {
+            let rest = input.get(pos..).unwrap_or(&[]);
+            let (in0, out0) = (d.total_in(), d.total_out());
+            let res = d.decompress(rest, &mut buf, FlushDecompress::Sync);
+            let consumed = d.total_in().saturating_sub(in0);
+            let produced = d.total_out().saturating_sub(out0);
+            pos = pos.saturating_add(usize::try_from(consumed).unwrap_or(usize::MAX));
+            run.len = run.len.saturating_add(produced);
+            let n = usize::try_from(produced)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            if n > 0 {
+                out(buf.get(..n).unwrap_or(&[]));
+            }
+            match res {
+                Err(e) => {
+                    // zlib says "invalid distance too far back" for a reference into missing
+                    // history, but zlib-rs 0.6.8 overwrites that text with "repeated call with
+                    // bad state" when the error comes from its fast path, so the text alone
+                    // cannot classify. With our window incomplete, a reference into the missing
+                    // part and corrupt data look alike: call it missing history then; with full
+                    // history it can only be corruption.
+                    let too_far = e.message().is_some_and(|m| m.contains("too far back"));
+                    run.failed = Some(if too_far || run.history_reset {
+                        InflateError::MissingHistory
+                    } else {
+                        InflateError::Corrupt
+                    });
+                    self.lose_history();
                     break;
                 }
+                Ok(Status::StreamEnd) => {
+                    // BFINAL (RFC 7692 §7.2.3.3): the sender starts a new stream next time.
+                    run.ended = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+            if run.len >= run.hard {
+                run.stopped = true;
+                break;
+            }
+            let done_in = pos >= input.len();
+            // Input used up and the output not filled: everything decodable is out (Sync).
+            if (done_in && n < CHUNK) || (consumed == 0 && produced == 0) {
+                break;
             }
         }
+        STEP.set(buf);
+    }
 
-        let kept = out.len().saturating_sub(start);
-        if kept > max_out {
-            out.truncate(start.saturating_add(max_out));
-        }
-        if stopped {
-            // The rest of the message was never fed: our window is behind the sender's.
+    /// The direction's stream ended: its zlib state goes to the pool. Should bytes still come
+    /// (they cannot after a FIN), they decode as after a loss.
+    pub fn release(&mut self) {
+        if let Some(d) = self.d.take() {
+            to_pool(d);
             self.lose_history();
-        } else if ended {
-            // The sender's next message starts a fresh stream: an empty window is exact.
-            self.need_reset = true;
-            self.history_lost = false;
-        } else if self.history_lost {
-            self.since_reset = self.since_reset.saturating_add(len);
-            if self.since_reset >= WINDOW {
-                self.history_lost = false;
-            }
         }
-        Ok(Inflated {
-            len,
-            truncated: len > max_out as u64,
-            history_reset,
-            stopped,
-        })
     }
 
     /// Bytes of this direction were lost: the window no longer matches the sender's.
@@ -289,14 +475,7 @@ impl Inflater {
 impl Drop for Inflater {
     fn drop(&mut self) {
         if let Some(d) = self.d.take() {
-            // `try_with`: at thread exit the pool may be gone already; the state is then freed.
-            let _ = POOL.try_with(|p| {
-                let mut pool = p.take();
-                if pool.len() < POOL_MAX {
-                    pool.push(d);
-                }
-                p.set(pool);
-            });
+            to_pool(d);
         }
     }
 }
@@ -719,6 +898,40 @@ mod tests {
                 let c = s.send(m);
                 let mut out = Vec::new();
                 let r = inf.inflate(&c, &mut out, 1 << 20);
+                prop_assert_eq!(r.map(|r| r.len), Ok(m.len() as u64));
+                prop_assert_eq!(&out, m);
+            }
+        }
+
+        /// Compressed bytes fed in pieces of any sizes (gathered or decoded as they come)
+        /// decode to the same bytes as the whole message, for interleaved directions with and
+        /// without takeover sharing the thread's states.
+        #[test]
+        fn pieces_decode_like_whole(
+            msgs in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 0..3000),
+                1..12),
+            pieces in proptest::collection::vec(prop_oneof![1usize..64, 1000usize..40_000], 1..5),
+            takeover: bool,
+        ) {
+            let (mut sa, mut sb) = (Sender::new(takeover, 15), Sender::new(false, 15));
+            let (mut a, mut b) = (Inflater::new(takeover), Inflater::new(false));
+            let mut piece = pieces.iter().cycle();
+            for m in &msgs {
+                let (ca, cb) = (sa.send(m), sb.send(m));
+                // Direction b's whole messages go in between a's pieces.
+                let mut run = a.begin(1 << 20);
+                let mut out = Vec::new();
+                let mut rest = &ca[..];
+                while !rest.is_empty() {
+                    let n = (*piece.next().unwrap_or(&1)).min(rest.len());
+                    a.feed(&mut run, &rest[..n], &mut |d| out.extend_from_slice(d));
+                    rest = &rest[n..];
+                    let mut ob = Vec::new();
+                    prop_assert!(b.inflate(&cb, &mut ob, 1 << 20).is_ok());
+                    prop_assert_eq!(&ob, m);
+                }
+                let r = a.end(run, &mut |d| out.extend_from_slice(d));
                 prop_assert_eq!(r.map(|r| r.len), Ok(m.len() as u64));
                 prop_assert_eq!(&out, m);
             }

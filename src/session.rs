@@ -301,6 +301,16 @@ impl Session {
                 ip_id,
             }));
         }
+        // Nothing more can be decoded from a direction that ended (the FIN comes once its
+        // stream is complete), or from either after a reset: their zlib states go back for
+        // other directions now, not when the flow leaves the table.
+        if let Some(ws) = self.ws.as_mut() {
+            for (i, d) in ws.iter_mut().enumerate() {
+                if kind == "rst" || i == dir.index() {
+                    d.assembler.release();
+                }
+            }
+        }
         if kind == "fin" {
             self.fins.push(mark)
         } else {
@@ -775,11 +785,18 @@ impl Session {
         } else {
             None
         };
+        // Decoded bytes of each message the events need: nothing more is copied or held.
+        let keep = match ctx.cfg.payloads {
+            PayloadMode::None => 0,
+            // One byte past the preview tells whether there is more.
+            PayloadMode::Preview => limits.preview_bytes.saturating_add(1),
+            PayloadMode::Full => usize::MAX,
+        };
         let mk = |i: usize| {
             let d = deflate.map(|d| d[i]).or(dflt);
             WsDir {
                 decoder: FrameDecoder::new(i == 0, limits),
-                assembler: MessageAssembler::new(d, limits),
+                assembler: MessageAssembler::new(d, limits, keep),
                 close_seen: false,
                 fresh: true,
             }
@@ -909,13 +926,26 @@ impl Session {
         close_seen: &mut bool,
         ctx: &mut Ctx<'_>,
     ) {
-        match fe {
+        // A frame is reported when it is complete, whether it came in one piece (`Frame`) or
+        // its pieces went to the assembler as they arrived (`Begin`, `Data`, then `End`).
+        let (header, fe_payload, lost, skipped) = match fe {
+            DecoderEvent::Begin { header } => return assembler.begin(&header),
+            DecoderEvent::Data { bytes } => return assembler.data(bytes),
             DecoderEvent::Frame {
                 header,
                 payload,
                 lost,
                 skipped,
-            } => {
+            } => (header, Some(payload), lost, skipped),
+            DecoderEvent::End {
+                header,
+                lost,
+                skipped,
+            } => (header, None, lost, skipped),
+            other => return self.decoder_signal(dir, ts, other, assembler, close_seen, ctx),
+        };
+        {
+            {
                 let st = &mut self.stats[dir.index()];
                 st.frames += 1;
                 st.last_frame_ts = Some(ts);
@@ -945,10 +975,29 @@ impl Session {
                         ctx,
                     );
                 }
-                assembler.frame(&header, payload, lost, skipped, &mut |me| {
-                    self.assembler_event(dir, ts, me, close_seen, ctx)
-                });
+                let mut to_event =
+                    |me: AssemblerEvent<'_>| self.assembler_event(dir, ts, me, close_seen, ctx);
+                match fe_payload {
+                    Some(payload) => {
+                        assembler.frame(&header, payload, lost, skipped, &mut to_event)
+                    }
+                    None => assembler.end(&header, lost, skipped, &mut to_event),
+                }
             }
+        }
+    }
+
+    /// What the decoder reports besides frames: losses of framing and stream anomalies.
+    fn decoder_signal(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        fe: DecoderEvent<'_>,
+        assembler: &mut MessageAssembler,
+        close_seen: &mut bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match fe {
             DecoderEvent::Desync { lost } => {
                 self.anomaly(
                     ts,
@@ -974,6 +1023,11 @@ impl Session {
             DecoderEvent::Anomaly { kind, detail } => {
                 self.anomaly(ts, Some(dir), kind, detail, ctx)
             }
+            // Handled by `decoder_event`.
+            DecoderEvent::Frame { .. }
+            | DecoderEvent::Begin { .. }
+            | DecoderEvent::Data { .. }
+            | DecoderEvent::End { .. } => {}
         }
     }
 

@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let deflate_dir = (cfg & 0x80 == 0).then_some(DeflateDir {
         context_takeover: takeover,
     });
-    let mut asm = MessageAssembler::new(deflate_dir, &limits);
+    let mut asm = MessageAssembler::new(deflate_dir, &limits, usize::MAX);
     let mut comp = Compress::new(Compression::fast(), false);
     let mut check = |ev: MessageEvent<'_>| {
         if let MessageEvent::Message(m) = ev {
@@ -63,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     // Record: b0 = FIN | RSV(3) | opcode(4); b1 = length; b2 = flags (bit0: compress the
-    // payload for real, bit1: lose bytes, bit2: desync before, bit3: skip); then the payload.
+    // payload for real, bit1: lose bytes, bit2: desync before, bit3: skip, bits 4-7: when
+    // non-zero, the frame arrives in pieces of that many bytes); then the payload.
     while data.len() >= 3 {
         let (b0, len, fl) = (data[0], usize::from(data[1]), data[2]);
         let rest = &data[3..];
@@ -92,6 +93,15 @@ fuzz_target!(|data: &[u8]| {
             payload_len: plen,
             header_len: minimal_header_len(plen, false),
         };
-        asm.frame(&header, &payload, lost, skipped, &mut check);
+        let piece = usize::from(fl >> 4);
+        if piece == 0 {
+            asm.frame(&header, &payload, lost, skipped, &mut check);
+        } else {
+            asm.begin(&header);
+            for p in payload.chunks(piece) {
+                asm.data(p);
+            }
+            asm.end(&header, lost, skipped, &mut check);
+        }
     }
 });

@@ -3,20 +3,21 @@
 //!
 //! # Buffering
 //!
-//! Only what is needed is held: a partial header (at most 13 bytes), the kept payload of the
-//! frame in progress (at most `max_frame_bytes`, grown as bytes arrive, never by the declared
-//! length), and, while resynchronising, a bounded search window ([`SEARCH_MAX`]). A frame that
-//! lies wholly inside one pushed chunk is parsed in place: an unmasked payload is handed out as a
-//! slice of the chunk (no copy), a masked one is copied once into a buffer shared by the thread's
-//! decoders and unmasked. A frame arriving in pieces is gathered in a buffer of its direction,
-//! freed when the frame is complete.
+//! Only what is needed is held: a partial header (at most 13 bytes) and, while
+//! resynchronising, a bounded search window ([`SEARCH_MAX`]). Payload bytes are never gathered:
+//! a frame that lies wholly inside one pushed chunk is reported whole ([`FrameEvent::Frame`]),
+//! and a frame arriving in pieces is reported as it arrives ([`FrameEvent::Begin`], then one
+//! [`FrameEvent::Data`] per piece, then [`FrameEvent::End`]), so memory does not grow with
+//! frame sizes or with the number of directions inside a large frame. Unmasked payload bytes
+//! are handed out as slices of the pushed chunk (no copy); masked ones are copied once into a
+//! buffer shared by the thread's decoders and unmasked there.
 //!
 //! # Losses
 //!
 //! A gap inside a payload keeps the frame: its `lost` grows and the payload offset advances by
 //! the lost length, so the masking key stays aligned (RFC 6455 §5.3 masks by payload offset).
 //! The payload handed out is then the exact prefix received before the first gap; bytes after
-//! it are counted in `skipped` (so `payload.len() + lost + skipped == payload_len` always).
+//! it are counted in `skipped` (so given bytes `+ lost + skipped == payload_len` always).
 //!
 //! A gap reaching past the frame's end (or hitting a header) loses the framing: `Desync` is
 //! reported and the decoder searches the following bytes for a position where a plausible header
@@ -41,19 +42,12 @@ use crate::ws::mask::unmask;
 /// than this; everything before the earliest open candidate is discarded as it is ruled out.
 pub const SEARCH_MAX: usize = 256 * 1024;
 
-/// Capacity reserved when a frame's payload starts arriving in pieces (the whole payload when
-/// smaller; beyond it the buffer doubles as bytes arrive). Small, because with a thousand
-/// connections interleaved hundreds of directions are inside a frame at any moment, and room
-/// reserved ahead of the bytes is resident memory in a reused heap.
-const FIRST_RESERVE: usize = 4 << 10;
-
 /// Capacity the shared unmasking buffer keeps between frames.
 const UNMASKED_RETAIN: usize = 256 << 10;
 
 thread_local! {
-    /// A masked frame that lies wholly in one chunk is unmasked here: shared by every direction
-    /// of this thread, since the payload is only lent out while the frame is reported. Taken out
-    /// and put back, so no borrow can fail.
+    /// Masked payload bytes are unmasked here: shared by every direction of this thread, since
+    /// they are only lent out while reported. Taken out and put back, so no borrow can fail.
     static UNMASKED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
@@ -63,20 +57,39 @@ const MAX_PENDING: usize = 1024;
 /// What the decoder reports.
 #[derive(Debug)]
 pub enum FrameEvent<'a> {
-    /// A complete frame. `payload` is unmasked and holds the first
-    /// `min(payload_len, max_frame_bytes)` bytes.
-    ///
-    /// When `lost > 0`, `payload` holds only the exact bytes received before the first gap, and
-    /// received bytes after it are counted in `skipped`; always
-    /// `payload.len() + lost + skipped == header.payload_len`.
+    /// A complete frame that arrived in one piece (within the frame cap, nothing lost).
+    /// `payload` is unmasked.
     Frame {
         /// The header.
         header: FrameHeader,
-        /// Unmasked payload (possibly cut at the frame cap).
+        /// Unmasked payload.
         payload: &'a [u8],
+        /// Always 0 here; kept so that a whole frame and an ended one read alike.
+        lost: u64,
+        /// Always 0 here.
+        skipped: u64,
+    },
+    /// A frame whose payload arrives in pieces starts: [`FrameEvent::Data`] follows with its
+    /// bytes, then [`FrameEvent::End`].
+    Begin {
+        /// The header.
+        header: FrameHeader,
+    },
+    /// The next unmasked payload bytes of the frame begun. Only bytes received before the
+    /// first gap and within the first `max_frame_bytes` of the payload are given, so the pieces
+    /// always join into an exact prefix of the payload.
+    Data {
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// The frame begun is complete. With `d` the bytes given in its `Data` pieces, always
+    /// `d + lost + skipped == header.payload_len`.
+    End {
+        /// The header.
+        header: FrameHeader,
         /// Payload bytes the capture lost inside this frame (0 when whole).
         lost: u64,
-        /// Payload bytes beyond the frame cap that were skipped, not kept.
+        /// Payload bytes received but not given: beyond the frame cap, or after a gap.
         skipped: u64,
     },
     /// Bytes were lost where a frame header should be: the decoder is searching for the next
@@ -134,7 +147,6 @@ pub struct FrameDecoder {
     max_frame: u64,
     state: State,
     hdr: Vec<u8>,
-    payload: Vec<u8>,
     search: Vec<u8>,
     /// The search buffer holds bytes not yet scanned with the current data end.
     search_dirty: bool,
@@ -160,7 +172,6 @@ impl FrameDecoder {
             max_frame: limits.max_frame_bytes,
             state: State::Header,
             hdr: Vec::with_capacity(14),
-            payload: Vec::new(),
             search: Vec::new(),
             search_dirty: false,
             scan_pos: 0,
@@ -179,7 +190,6 @@ impl FrameDecoder {
     /// reported (nothing was lost that the caller does not already know about); `Resync` is.
     pub fn start_mid_stream(&mut self) {
         self.hdr.clear();
-        self.payload.clear();
         self.reset_search();
         self.state = State::Searching;
     }
@@ -251,14 +261,13 @@ impl FrameDecoder {
 
     /// Bytes held for a frame not yet complete.
     pub fn buffered(&self) -> usize {
-        self.hdr.len() + self.payload.len() + self.search.len()
+        self.hdr.len() + self.search.len()
     }
 
     /// Leaves the synchronised states; a partial header is counted as discarded.
     fn enter_search(&mut self) {
         self.discarded = self.discarded.saturating_add(self.hdr.len() as u64);
         self.hdr.clear();
-        self.payload.clear();
         self.reset_search();
         self.state = State::Searching;
     }
@@ -390,13 +399,7 @@ impl FrameDecoder {
             self.state = State::Header;
             return n;
         }
-        self.payload.clear();
-        if self.payload.capacity() == 0 {
-            // Room for a small frame up front (one allocation), never much on the word of a
-            // header alone.
-            let want = usize::try_from(h.payload_len.min(self.max_frame)).unwrap_or(0);
-            self.payload.reserve_exact(want.min(FIRST_RESERVE));
-        }
+        out(FrameEvent::Begin { header: h });
         let cur = Current {
             header: h,
             pos: 0,
@@ -421,13 +424,26 @@ impl FrameDecoder {
             .min(input.len());
         let chunk = input.get(..n).unwrap_or(&[]);
         let kept = if cur.keeping {
-            let room = self.max_frame.saturating_sub(self.payload.len() as u64);
+            // Bytes given so far: everything before `pos` that was neither lost nor skipped.
+            let given = cur.pos.saturating_sub(cur.lost).saturating_sub(cur.skipped);
+            let room = self.max_frame.saturating_sub(given);
             let k = usize::try_from(room).unwrap_or(usize::MAX).min(n);
-            let start = self.payload.len();
-            self.payload
-                .extend_from_slice(chunk.get(..k).unwrap_or(&[]));
-            if let (Some(key), Some(fresh)) = (cur.header.mask, self.payload.get_mut(start..)) {
-                unmask(fresh, key, cur.pos);
+            let piece = chunk.get(..k).unwrap_or(&[]);
+            if !piece.is_empty() {
+                match cur.header.mask {
+                    None => out(FrameEvent::Data { bytes: piece }),
+                    Some(key) => {
+                        let mut buf = UNMASKED.take();
+                        buf.clear();
+                        buf.extend_from_slice(piece);
+                        unmask(&mut buf, key, cur.pos);
+                        out(FrameEvent::Data { bytes: &buf });
+                        if buf.capacity() > UNMASKED_RETAIN {
+                            buf = Vec::new();
+                        }
+                        UNMASKED.set(buf);
+                    }
+                }
             }
             k
         } else {
@@ -443,16 +459,11 @@ impl FrameDecoder {
     }
 
     fn finish_frame(&mut self, cur: Current, out: &mut dyn FnMut(FrameEvent<'_>)) {
-        out(FrameEvent::Frame {
+        out(FrameEvent::End {
             header: cur.header,
-            payload: &self.payload,
             lost: cur.lost,
             skipped: cur.skipped,
         });
-        // Freed, not kept: most directions are between frames most of the time, and a frame
-        // that spans segments is rare enough per direction that holding a buffer for each of
-        // thousands of connections costs more than allocating one per such frame.
-        self.payload = Vec::new();
         self.state = State::Header;
     }
 
@@ -657,13 +668,19 @@ mod tests {
             lost: u64,
             skipped: u64,
         },
+        /// A frame begun and not yet ended.
+        Open {
+            op: u8,
+            fin: bool,
+            payload: Vec<u8>,
+        },
         Desync(u64),
         Resync(u64),
         Anomaly(&'static str),
     }
 
     fn collect(ev: FrameEvent<'_>, v: &mut Vec<Ev>) {
-        v.push(match ev {
+        let e = match ev {
             FrameEvent::Frame {
                 header,
                 payload,
@@ -679,10 +696,42 @@ mod tests {
                     skipped,
                 }
             }
+            // A frame in pieces is gathered here, so the tests read it as one frame.
+            FrameEvent::Begin { header } => Ev::Open {
+                op: header.opcode,
+                fin: header.fin,
+                payload: Vec::new(),
+            },
+            FrameEvent::Data { bytes } => {
+                match v.last_mut() {
+                    Some(Ev::Open { payload, .. }) => payload.extend_from_slice(bytes),
+                    other => panic!("data outside a frame: {other:?}"),
+                }
+                return;
+            }
+            FrameEvent::End {
+                header,
+                lost,
+                skipped,
+            } => match v.pop() {
+                Some(Ev::Open { op, fin, payload }) => {
+                    assert_eq!(payload.len() as u64 + lost + skipped, header.payload_len);
+                    assert_eq!((op, fin), (header.opcode, header.fin));
+                    Ev::Frame {
+                        op,
+                        fin,
+                        payload,
+                        lost,
+                        skipped,
+                    }
+                }
+                other => panic!("end outside a frame: {other:?}"),
+            },
             FrameEvent::Desync { lost } => Ev::Desync(lost),
             FrameEvent::Resync { discarded } => Ev::Resync(discarded),
             FrameEvent::Anomaly { kind, .. } => Ev::Anomaly(kind),
-        });
+        };
+        v.push(e);
     }
 
     fn frame(op: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
@@ -909,13 +958,25 @@ mod tests {
         let mut dec = FrameDecoder::new(false, &limits);
         let v = run(
             &mut dec,
-            &[&[0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]],
+            &[
+                &[0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+                &[1u8; 1000],
+                &[2u8; 1000],
+            ],
         );
-        assert_eq!(v, vec![Ev::Anomaly("frame_too_large")]);
-        let v = run(&mut dec, &[&[1u8; 1000], &[2u8; 1000]]);
-        assert!(v.is_empty());
-        assert_eq!(dec.buffered(), 16);
-        assert!(dec.payload.capacity() < 1024);
+        assert_eq!(
+            v,
+            vec![
+                Ev::Anomaly("frame_too_large"),
+                Ev::Open {
+                    op: 2,
+                    fin: true,
+                    payload: vec![1u8; 16]
+                }
+            ]
+        );
+        // Nothing of the payload is held by the decoder itself.
+        assert_eq!(dec.buffered(), 0);
     }
 
     #[test]

@@ -38,7 +38,7 @@
 use std::cell::Cell;
 
 use crate::config::Limits;
-use crate::deflate::{InflateError, Inflater};
+use crate::deflate::{InflateError, Inflater, Inflating};
 use crate::ws::frame::{FrameHeader, opcode};
 
 /// Capacity the shared decoded-message buffer keeps between messages: the inflater offers
@@ -122,7 +122,6 @@ pub struct DeflateDir {
 }
 
 /// The message in progress.
-#[derive(Clone, Copy, Debug)]
 struct Partial {
     opcode: u8,
     compressed: bool,
@@ -130,8 +129,149 @@ struct Partial {
     wire_len: u64,
     /// A frame of it lost bytes in the capture.
     lost: bool,
-    /// `buf` stopped growing (cap reached or a frame was cut): it is a prefix.
+    /// Its data stopped growing (cap reached or a frame was cut): what was seen is a prefix.
     cut: bool,
+    /// Payload bytes as on the wire taken into the message (at most the message cap).
+    taken: u64,
+    /// Its decoded bytes so far.
+    plain: Plain,
+    /// Its inflation, once compressed bytes arrived.
+    run: Option<Inflating>,
+}
+
+impl Partial {
+    fn new(opcode: u8, compressed: bool) -> Partial {
+        Partial {
+            opcode,
+            compressed,
+            frames: 0,
+            wire_len: 0,
+            lost: false,
+            cut: false,
+            taken: 0,
+            plain: Plain::new(opcode == opcode::TEXT),
+            run: None,
+        }
+    }
+}
+
+/// A message's decoded bytes as they come: counted up to the message cap, checked as UTF-8
+/// when text, and kept up to what the caller wants to see.
+struct Plain {
+    /// Decoded bytes looked at (at most the message cap).
+    seen: u64,
+    utf8: Option<Utf8Stream>,
+}
+
+impl Plain {
+    fn new(text: bool) -> Plain {
+        Plain {
+            seen: 0,
+            utf8: text.then(Utf8Stream::default),
+        }
+    }
+
+    /// Takes the next decoded bytes; returns how many fit under the cap `max`.
+    fn take(&mut self, bytes: &[u8], max: u64, keep: usize, kept: &mut Vec<u8>) -> usize {
+        let room = max.saturating_sub(self.seen);
+        let k = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+        let b = bytes.get(..k).unwrap_or(&[]);
+        if let Some(u) = self.utf8.as_mut() {
+            u.push(b);
+        }
+        let want = keep.saturating_sub(kept.len()).min(k);
+        kept.extend_from_slice(b.get(..want).unwrap_or(&[]));
+        self.seen = self.seen.saturating_add(k as u64);
+        k
+    }
+}
+
+/// UTF-8 validation of bytes arriving in pieces: a character split between two pieces is
+/// carried (at most 3 bytes) and checked when the rest arrives.
+#[derive(Default)]
+struct Utf8Stream {
+    carry: [u8; 4],
+    carried: usize,
+    bad: bool,
+}
+
+impl Utf8Stream {
+    fn push(&mut self, mut b: &[u8]) {
+        if self.bad || b.is_empty() {
+            return;
+        }
+        if self.carried > 0 {
+            let n = self.carried;
+            let k = (4 - n).min(b.len());
+            let mut tmp = self.carry;
+            if let (Some(dst), Some(src)) = (tmp.get_mut(n..n + k), b.get(..k)) {
+                dst.copy_from_slice(src);
+            }
+            match simdutf8::compat::from_utf8(tmp.get(..n + k).unwrap_or(&[])) {
+                Ok(_) => {
+                    self.carried = 0;
+                    b = b.get(k..).unwrap_or(&[]);
+                }
+                Err(e) if e.error_len().is_some() && e.valid_up_to() == 0 => {
+                    self.bad = true;
+                    return;
+                }
+                Err(e) if e.valid_up_to() > 0 => {
+                    // The carried character is complete; what follows it is checked below.
+                    self.carried = 0;
+                    b = b.get(e.valid_up_to().saturating_sub(n)..).unwrap_or(&[]);
+                }
+                Err(_) => {
+                    // Still one unfinished character: every byte of `b` went into it.
+                    self.carry = tmp;
+                    self.carried = n + k;
+                    return;
+                }
+            }
+        }
+        // The fast check first: valid input (nearly all) never pays for error details.
+        if simdutf8::basic::from_utf8(b).is_ok() {
+            return;
+        }
+        if let Err(e) = simdutf8::compat::from_utf8(b) {
+            if e.error_len().is_some() {
+                self.bad = true;
+            } else {
+                let rest = b.get(e.valid_up_to()..).unwrap_or(&[]);
+                let n = rest.len().min(4);
+                if let Some(dst) = self.carry.get_mut(..n) {
+                    dst.copy_from_slice(rest.get(..n).unwrap_or(&[]));
+                }
+                self.carried = n;
+            }
+        }
+    }
+
+    /// The bytes pushed are valid UTF-8.
+    fn complete(&self) -> bool {
+        !self.bad && self.carried == 0
+    }
+
+    /// The bytes pushed are valid UTF-8 up to a character cut at the end (a prefix).
+    fn prefix(&self) -> bool {
+        !self.bad
+    }
+}
+
+/// The frame begun and not yet ended (see [`MessageAssembler::begin`]): what its bytes are
+/// for. What it reports is only said when it ends, so a frame in pieces reports exactly what
+/// the same frame in one piece would, in the same order.
+enum Open {
+    /// A reserved opcode: dropped.
+    Reserved,
+    /// A control frame: its payload, gathered (a legal one is at most 125 bytes).
+    Control(Vec<u8>),
+    /// A continuation with no message in progress: swallowed; `report` tells whether that is a
+    /// violation to report.
+    Orphan { report: bool },
+    /// Part of the message in progress. `replaced`: a fragmented message that was open when
+    /// this data frame started it anew, to be reported as incomplete.
+    Data { replaced: Option<Box<Partial>> },
 }
 
 /// One direction's message assembler.
@@ -139,10 +279,13 @@ pub struct MessageAssembler {
     deflate: Option<DeflateDir>,
     inflater: Option<Inflater>,
     max_message: u64,
+    /// Decoded bytes of each message to show in [`Message::data`].
+    keep: usize,
     cur: Option<Partial>,
-    /// Payload bytes of a message in progress over several frames as on the wire (unmasked,
-    /// maybe compressed). A message of one frame is decoded straight from that frame.
+    /// The kept decoded bytes of a message arriving over several calls. A message of one
+    /// frame that arrived in one piece is decoded without it.
     buf: Vec<u8>,
+    open: Option<Open>,
     /// Continuation frames here belong to a message whose start was lost (after a desync).
     orphan: bool,
     too_large_reported: bool,
@@ -152,30 +295,110 @@ fn anomaly(out: &mut dyn FnMut(MessageEvent<'_>), kind: &'static str, detail: St
     out(MessageEvent::Anomaly { kind, detail });
 }
 
+/// The result of decoding a message's data.
+struct Decoded {
+    status: MessageStatus,
+    len: u64,
+    history_reset: bool,
+    after: Option<(&'static str, String)>,
+}
+
 impl MessageAssembler {
     /// `deflate` is `Some` when permessage-deflate was negotiated for the connection (RSV1 is
-    /// then legal on first frames); `None` otherwise.
+    /// then legal on first frames); `None` otherwise. `keep`: how many decoded bytes of each
+    /// message [`Message::data`] shows (`usize::MAX` for all, up to the message cap); fewer
+    /// means less copying, and nothing of a large message held while it arrives.
     ///
     /// For a connection picked up mid-stream, call [`MessageAssembler::desync`] before the
     /// first frame: the deflate history is then unknown, and continuation frames whose message
     /// started before the capture are not reported as violations.
-    pub fn new(deflate: Option<DeflateDir>, limits: &Limits) -> MessageAssembler {
+    pub fn new(deflate: Option<DeflateDir>, limits: &Limits, keep: usize) -> MessageAssembler {
         MessageAssembler {
             deflate,
             inflater: deflate.map(|d| Inflater::new(d.context_takeover)),
             max_message: limits.max_message_bytes,
+            keep,
             cur: None,
             buf: Vec::new(),
+            open: None,
             orphan: false,
             too_large_reported: false,
         }
     }
 
-    /// Feeds one frame (`lost` payload bytes missing from the capture, `skipped` beyond the cap).
+    /// Feeds one whole frame (`lost` payload bytes missing from the capture, `skipped` beyond
+    /// the cap).
     pub fn frame(
         &mut self,
         header: &FrameHeader,
         payload: &[u8],
+        lost: u64,
+        skipped: u64,
+        out: &mut dyn FnMut(MessageEvent<'_>),
+    ) {
+        self.begin(header);
+        self.end_frame(header, Some(payload), lost, skipped, out);
+    }
+
+    /// A frame whose payload arrives in pieces starts: [`MessageAssembler::data`] takes the
+    /// pieces, [`MessageAssembler::end`] ends it.
+    pub fn begin(&mut self, header: &FrameHeader) {
+        let op = header.opcode;
+        let open = if !opcode::is_defined(op) {
+            Open::Reserved
+        } else if header.is_control() {
+            Open::Control(Vec::new())
+        } else if op == opcode::CONTINUATION {
+            if self.cur.is_none() {
+                let report = !self.orphan;
+                // Swallow the rest of this headless message silently.
+                self.orphan = !header.fin;
+                Open::Orphan { report }
+            } else {
+                Open::Data { replaced: None }
+            }
+        } else {
+            // TEXT or BINARY: a new message. An open fragmented one is dropped as incomplete,
+            // and its partial inflation with it.
+            let replaced = self.cur.take().map(|mut old| {
+                old.lost = true;
+                self.forget_inflation(&mut old);
+                Box::new(old)
+            });
+            self.orphan = false;
+            self.buf.clear();
+            self.cur = Some(Partial::new(op, header.rsv1()));
+            Open::Data { replaced }
+        };
+        self.open = Some(open);
+    }
+
+    /// The next payload bytes of the frame begun.
+    pub fn data(&mut self, bytes: &[u8]) {
+        match self.open.as_mut() {
+            Some(Open::Control(v)) => v.extend_from_slice(bytes),
+            Some(Open::Data { .. }) => self.take(bytes),
+            _ => {}
+        }
+    }
+
+    /// The frame begun ends (`lost` payload bytes missing from the capture, `skipped` received
+    /// but not given).
+    pub fn end(
+        &mut self,
+        header: &FrameHeader,
+        lost: u64,
+        skipped: u64,
+        out: &mut dyn FnMut(MessageEvent<'_>),
+    ) {
+        self.end_frame(header, None, lost, skipped, out);
+    }
+
+    /// Ends the frame begun; `whole` is its payload when it came in one piece.
+    fn end_frame(
+        &mut self,
+        header: &FrameHeader,
+        whole: Option<&[u8]>,
         lost: u64,
         skipped: u64,
         out: &mut dyn FnMut(MessageEvent<'_>),
@@ -202,50 +425,27 @@ impl MessageAssembler {
                 ),
             );
         }
-        if !opcode::is_defined(op) {
-            anomaly(
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        match open {
+            Open::Reserved => anomaly(
                 out,
                 "reserved_opcode",
                 format!("opcode {op:#x} is reserved (RFC 6455 §5.2); frame ignored"),
-            );
-            return;
-        }
-
-        if header.is_control() {
-            if !header.fin {
-                anomaly(
-                    out,
-                    "control_frame_fragmented",
-                    format!("control frame (opcode {op:#x}) without FIN (RFC 6455 §5.5)"),
-                );
+            ),
+            Open::Control(gathered) => {
+                self.control_checks(header, out);
+                out(MessageEvent::Control {
+                    header: *header,
+                    payload: whole.unwrap_or(&gathered),
+                });
             }
-            if header.payload_len > 125 {
-                anomaly(
-                    out,
-                    "control_frame_too_large",
-                    format!(
-                        "control frame (opcode {op:#x}) with {} payload bytes, over 125 \
-                         (RFC 6455 §5.5)",
-                        header.payload_len
-                    ),
-                );
-            }
-            if header.rsv1() {
-                self.rsv1_misplaced(out, "rsv1_on_control_frame", "control frame", op);
-            }
-            out(MessageEvent::Control {
-                header: *header,
-                payload,
-            });
-            return;
-        }
-
-        if op == opcode::CONTINUATION {
-            if header.rsv1() {
-                self.rsv1_misplaced(out, "rsv1_on_continuation", "continuation frame", op);
-            }
-            if self.cur.is_none() {
-                if !self.orphan {
+            Open::Orphan { report } => {
+                if header.rsv1() {
+                    self.rsv1_misplaced(out, "rsv1_on_continuation", "continuation frame", op);
+                }
+                if report {
                     anomaly(
                         out,
                         "continuation_without_start",
@@ -253,72 +453,111 @@ impl MessageAssembler {
                             .to_string(),
                     );
                 }
-                // Swallow the rest of this headless message silently.
-                self.orphan = !header.fin;
-                return;
             }
-        } else {
-            // TEXT or BINARY: a new message.
-            if header.rsv1() && self.deflate.is_none() {
-                anomaly(
-                    out,
-                    "rsv_bits_without_extension",
-                    "RSV1 set but permessage-deflate was not negotiated (RFC 6455 §5.2)"
-                        .to_string(),
-                );
+            Open::Data { replaced } => {
+                if op == opcode::CONTINUATION {
+                    if header.rsv1() {
+                        self.rsv1_misplaced(out, "rsv1_on_continuation", "continuation frame", op);
+                    }
+                } else {
+                    if header.rsv1() && self.deflate.is_none() {
+                        anomaly(
+                            out,
+                            "rsv_bits_without_extension",
+                            "RSV1 set but permessage-deflate was not negotiated (RFC 6455 §5.2)"
+                                .to_string(),
+                        );
+                    }
+                    if let Some(old) = replaced {
+                        anomaly(
+                            out,
+                            "data_frame_inside_fragmented_message",
+                            format!(
+                                "opcode {op:#x} frame while a fragmented message of {} frames \
+                                 is open (RFC 6455 §5.4); the open message is dropped as \
+                                 incomplete",
+                                old.frames
+                            ),
+                        );
+                        self.emit(*old, None, out);
+                    }
+                }
+                match whole {
+                    // A whole message in one frame (most messages): decoded straight from the
+                    // frame's payload, nothing gathered.
+                    Some(payload)
+                        if header.fin
+                            && self
+                                .cur
+                                .as_ref()
+                                .is_some_and(|p| p.frames == 0 && p.taken == 0) =>
+                    {
+                        self.account(header, lost, skipped);
+                        if let Some(p) = self.cur.take() {
+                            self.emit(p, Some(payload), out);
+                        }
+                    }
+                    _ => {
+                        if let Some(payload) = whole {
+                            self.take(payload);
+                        }
+                        self.account(header, lost, skipped);
+                        if header.fin
+                            && let Some(p) = self.cur.take()
+                        {
+                            self.emit(p, None, out);
+                        }
+                    }
+                }
             }
-            if let Some(open) = self.cur {
-                anomaly(
-                    out,
-                    "data_frame_inside_fragmented_message",
-                    format!(
-                        "opcode {op:#x} frame while a fragmented message of {} frames is open \
-                         (RFC 6455 §5.4); the open message is dropped as incomplete",
-                        open.frames
-                    ),
-                );
-                self.emit_incomplete(out);
-            }
-            self.orphan = false;
-            self.buf.clear();
-            self.cur = Some(Partial {
-                opcode: op,
-                compressed: header.rsv1(),
-                frames: 0,
-                wire_len: 0,
-                lost: false,
-                cut: false,
-            });
         }
+    }
 
-        // A whole message in one frame (most messages): decoded straight from the frame's
-        // payload, never copied into `buf`.
-        if header.fin
-            && self.buf.is_empty()
-            && let Some(p) = self.cur.as_ref()
-            && p.frames == 0
-        {
-            let kept = self.account(header, payload.len(), lost, skipped);
-            self.finish_from(Some(payload.get(..kept).unwrap_or(&[])), out);
-            return;
-        }
-        self.append(header, payload, lost, skipped);
-        if header.fin {
-            self.finish(out);
+    /// The direction's stream ended: what it holds for messages yet to come is given back.
+    pub fn release(&mut self) {
+        if let Some(inf) = self.inflater.as_mut() {
+            inf.release();
         }
     }
 
     /// The stream lost sync (bytes lost where a header should be): any partial message is
     /// dropped as incomplete and, with context takeover, the inflater's history is lost.
     pub fn desync(&mut self, out: &mut dyn FnMut(MessageEvent<'_>)) {
-        if self.cur.is_some() {
-            self.emit_incomplete(out);
+        self.open = None;
+        if let Some(mut p) = self.cur.take() {
+            p.lost = true;
+            self.emit(p, None, out);
         }
         // Frames lost in the hole may have been compressed: the window is unknown now.
         if let Some(inf) = self.inflater.as_mut() {
             inf.lose_history();
         }
         self.orphan = true;
+    }
+
+    fn control_checks(&self, header: &FrameHeader, out: &mut dyn FnMut(MessageEvent<'_>)) {
+        let op = header.opcode;
+        if !header.fin {
+            anomaly(
+                out,
+                "control_frame_fragmented",
+                format!("control frame (opcode {op:#x}) without FIN (RFC 6455 §5.5)"),
+            );
+        }
+        if header.payload_len > 125 {
+            anomaly(
+                out,
+                "control_frame_too_large",
+                format!(
+                    "control frame (opcode {op:#x}) with {} payload bytes, over 125 \
+                     (RFC 6455 §5.5)",
+                    header.payload_len
+                ),
+            );
+        }
+        if header.rsv1() {
+            self.rsv1_misplaced(out, "rsv1_on_control_frame", "control frame", op);
+        }
     }
 
     fn rsv1_misplaced(
@@ -345,90 +584,121 @@ impl MessageAssembler {
         }
     }
 
-    /// Counts a frame into the message in progress; returns how many of its `avail` payload
-    /// bytes belong to the message's data (0 once a loss or the cap ended the data).
-    fn account(&mut self, header: &FrameHeader, avail: usize, lost: u64, skipped: u64) -> usize {
-        let Some(p) = self.cur.as_mut() else {
-            return 0;
-        };
+    /// Takes payload bytes of the message in progress: counted against the cap, and decoded
+    /// (inflated when compressed) as they come.
+    fn take(&mut self, bytes: &[u8]) {
+        let (max, keep) = (self.max_message, self.keep);
+        let Some(p) = self.cur.as_mut() else { return };
+        if p.lost || p.cut || bytes.is_empty() {
+            return;
+        }
+        let room = max.saturating_sub(p.taken);
+        let k = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+        if k < bytes.len() {
+            p.cut = true;
+        }
+        p.taken = p.taken.saturating_add(k as u64);
+        let b = bytes.get(..k).unwrap_or(&[]);
+        if !p.compressed {
+            p.plain.take(b, max, keep, &mut self.buf);
+        } else if let (Some(inf), false) = (self.inflater.as_mut(), p.cut) {
+            // A compressed message over the cap is not inflated at all (it is reported
+            // undecodable), so only a message within it is fed.
+            let max_out = usize::try_from(max).unwrap_or(usize::MAX);
+            let run = p.run.get_or_insert_with(|| inf.begin(max_out));
+            let (plain, buf) = (&mut p.plain, &mut self.buf);
+            inf.feed(run, b, &mut |d| {
+                plain.take(d, max, keep, buf);
+            });
+        }
+    }
+
+    /// Counts a frame that ended into the message in progress.
+    fn account(&mut self, header: &FrameHeader, lost: u64, skipped: u64) {
+        let Some(p) = self.cur.as_mut() else { return };
         p.frames = p.frames.saturating_add(1);
         p.wire_len = p.wire_len.saturating_add(header.payload_len);
         if lost > 0 {
             p.lost = true;
         }
-        if p.lost || p.cut {
-            return 0;
-        }
-        let room = self.max_message.saturating_sub(self.buf.len() as u64);
-        let k = usize::try_from(room).unwrap_or(usize::MAX).min(avail);
-        if k < avail || skipped > 0 {
+        if skipped > 0 {
             p.cut = true;
         }
-        k
     }
 
-    fn append(&mut self, header: &FrameHeader, payload: &[u8], lost: u64, skipped: u64) {
-        let k = self.account(header, payload.len(), lost, skipped);
-        self.buf.extend_from_slice(payload.get(..k).unwrap_or(&[]));
-    }
-
-    /// Emits the open message as `Incomplete` (capture loss or a broken fragment sequence).
-    fn emit_incomplete(&mut self, out: &mut dyn FnMut(MessageEvent<'_>)) {
-        if let Some(p) = self.cur.as_mut() {
-            p.lost = true;
-        }
-        self.finish(out);
-    }
-
-    /// Emits the message in progress.
-    fn finish(&mut self, out: &mut dyn FnMut(MessageEvent<'_>)) {
-        self.finish_from(None, out);
-    }
-
-    /// Emits the message in progress, whose data is `data` when given, `buf` otherwise.
-    fn finish_from(&mut self, data: Option<&[u8]>, out: &mut dyn FnMut(MessageEvent<'_>)) {
-        let Some(p) = self.cur.take() else {
+    /// A message that will not be decoded leaves the inflater: its partial inflation is
+    /// abandoned, and the window counts as lost (the sender's moved on without us).
+    fn forget_inflation(&mut self, p: &mut Partial) {
+        if !p.compressed {
             return;
-        };
-        let buf = std::mem::take(&mut self.buf);
-        let wire = data.unwrap_or(&buf);
-        let mut dec = DECODED.take();
-        let mut msg = Message {
-            opcode: p.opcode,
-            data: &[],
-            len: 0,
-            wire_len: p.wire_len,
-            frames: p.frames,
-            compressed: p.compressed,
+        }
+        if let Some(inf) = self.inflater.as_mut() {
+            match p.run.take() {
+                Some(run) => inf.abandon(run),
+                None => inf.lose_history(),
+            }
+        }
+    }
+
+    /// Decodes what is left of message `p` and reports it. `whole`: its only frame's payload,
+    /// when that came in one piece (nothing was taken from it yet).
+    fn emit(
+        &mut self,
+        mut p: Partial,
+        whole: Option<&[u8]>,
+        out: &mut dyn FnMut(MessageEvent<'_>),
+    ) {
+        let (max, keep) = (self.max_message, self.keep);
+        let mut d = Decoded {
             status: MessageStatus::Incomplete,
-            utf8_valid: None,
+            len: 0,
             history_reset: false,
+            after: None,
         };
-        let mut after: Option<(&'static str, String)> = None;
-        let max_out = usize::try_from(self.max_message).unwrap_or(usize::MAX);
+        // The bytes `data` lends: the frame itself, the thread's buffer (one compressed frame),
+        // or what was kept as the message arrived.
+        let mut lent: Option<&[u8]> = None;
+        let mut dec = DECODED.take();
+        dec.clear();
+        let mut use_dec = false;
 
         if p.lost {
-            if p.compressed
-                && let Some(inf) = self.inflater.as_mut()
-            {
-                // The sender's window advanced over bytes we never saw.
-                inf.lose_history();
-            }
+            self.forget_inflation(&mut p);
             if !p.compressed {
-                msg.len = p.wire_len;
+                d.len = p.wire_len;
             }
-        } else if p.compressed {
+        } else if !p.compressed {
+            d.len = p.wire_len;
+            if let Some(payload) = whole {
+                {
+                    let room = usize::try_from(max).unwrap_or(usize::MAX);
+                    let data = payload.get(..room.min(payload.len())).unwrap_or(&[]);
+                    if data.len() < payload.len() {
+                        p.cut = true;
+                    }
+                    p.plain.seen = data.len() as u64;
+                    if let Some(u) = p.plain.utf8.as_mut() {
+                        u.push(data);
+                    }
+                    lent = Some(data);
+                }
+            }
+            d.status = if p.cut {
+                MessageStatus::Truncated
+            } else {
+                MessageStatus::Complete
+            };
+        } else {
             match self.inflater.as_mut() {
                 None => {
-                    msg.status = MessageStatus::Undecodable(
+                    d.status = MessageStatus::Undecodable(
                         "compressed (RSV1) but permessage-deflate was not negotiated",
                     );
                 }
-                Some(inf) if p.cut => {
-                    inf.lose_history();
-                    msg.status =
-                        MessageStatus::Undecodable("compressed message larger than the cap");
-                    after = Some((
+                Some(_) if p.cut || whole.is_some_and(|w| w.len() as u64 > max) => {
+                    self.forget_inflation(&mut p);
+                    d.status = MessageStatus::Undecodable("compressed message larger than the cap");
+                    d.after = Some((
                         "compressed_message_too_large",
                         format!(
                             "{} compressed bytes exceed the frame or message cap; not inflated",
@@ -437,19 +707,32 @@ impl MessageAssembler {
                     ));
                 }
                 Some(inf) => {
-                    dec.clear();
-                    match inf.inflate(wire, &mut dec, max_out) {
+                    let max_out = usize::try_from(max).unwrap_or(usize::MAX);
+                    let mut run = p.run.take().unwrap_or_else(|| inf.begin(max_out));
+                    let plain = &mut p.plain;
+                    let kept: &mut Vec<u8> = if whole.is_some() {
+                        use_dec = true;
+                        &mut dec
+                    } else {
+                        &mut self.buf
+                    };
+                    let mut sink = |b: &[u8]| {
+                        plain.take(b, max, keep, kept);
+                    };
+                    if let Some(w) = whole {
+                        inf.feed_now(&mut run, w, &mut sink);
+                    }
+                    match inf.end(run, &mut sink) {
                         Ok(r) => {
-                            msg.data = &dec;
-                            msg.len = r.len;
-                            msg.history_reset = r.history_reset;
-                            msg.status = if r.truncated {
+                            d.len = r.len;
+                            d.history_reset = r.history_reset;
+                            d.status = if r.truncated {
                                 MessageStatus::Truncated
                             } else {
                                 MessageStatus::Complete
                             };
                             if r.stopped {
-                                after = Some((
+                                d.after = Some((
                                     "inflate_bound_exceeded",
                                     format!(
                                         "{} compressed bytes inflate past {} bytes; decoding \
@@ -460,11 +743,11 @@ impl MessageAssembler {
                             }
                         }
                         Err(InflateError::MissingHistory) => {
-                            msg.status = MessageStatus::Undecodable("deflate history missing");
+                            d.status = MessageStatus::Undecodable("deflate history missing");
                         }
                         Err(InflateError::Corrupt) => {
-                            msg.status = MessageStatus::Undecodable("invalid deflate data");
-                            after = Some((
+                            d.status = MessageStatus::Undecodable("invalid deflate data");
+                            d.after = Some((
                                 "inflate_error",
                                 format!("{} compressed bytes are not valid DEFLATE", p.wire_len),
                             ));
@@ -472,32 +755,35 @@ impl MessageAssembler {
                     }
                 }
             }
-        } else {
-            msg.data = wire;
-            msg.len = p.wire_len;
-            msg.status = if p.cut {
-                MessageStatus::Truncated
-            } else {
-                MessageStatus::Complete
-            };
         }
 
-        let mut invalid_utf8 = false;
-        if p.opcode == opcode::TEXT {
-            msg.utf8_valid = match msg.status {
-                MessageStatus::Complete => Some(simdutf8::basic::from_utf8(msg.data).is_ok()),
-                // Cut at the cap: a multi-byte sequence may be split there.
-                MessageStatus::Truncated => Some(match simdutf8::compat::from_utf8(msg.data) {
-                    Ok(_) => true,
-                    Err(e) => e.error_len().is_none(),
-                }),
-                _ => None,
-            };
-            invalid_utf8 = msg.utf8_valid == Some(false);
-        }
-        let truncated = msg.status == MessageStatus::Truncated;
-        let (len, data_len) = (msg.len, msg.data.len());
-        out(MessageEvent::Message(msg));
+        let has_data = matches!(d.status, MessageStatus::Complete | MessageStatus::Truncated);
+        let data: &[u8] = match (has_data, lent) {
+            (false, _) => &[],
+            (true, Some(l)) => l,
+            (true, None) if use_dec => &dec,
+            (true, None) => &self.buf,
+        };
+        let utf8_valid = match (p.opcode == opcode::TEXT, d.status, p.plain.utf8.as_ref()) {
+            (true, MessageStatus::Complete, Some(u)) => Some(u.complete()),
+            // Cut at the cap: a multi-byte sequence may be split there.
+            (true, MessageStatus::Truncated, Some(u)) => Some(u.prefix()),
+            _ => None,
+        };
+        let invalid_utf8 = utf8_valid == Some(false);
+        let truncated = d.status == MessageStatus::Truncated;
+        let (len, seen) = (d.len, p.plain.seen);
+        out(MessageEvent::Message(Message {
+            opcode: p.opcode,
+            data,
+            len,
+            wire_len: p.wire_len,
+            frames: p.frames,
+            compressed: p.compressed,
+            status: d.status,
+            utf8_valid,
+            history_reset: d.history_reset,
+        }));
 
         if invalid_utf8 {
             anomaly(
@@ -511,15 +797,15 @@ impl MessageAssembler {
             anomaly(
                 out,
                 "message_too_large",
-                format!("message of {len} bytes; only the first {data_len} are kept"),
+                format!("message of {len} bytes; only the first {seen} are kept"),
             );
         }
-        if let Some((kind, detail)) = after {
+        if let Some((kind, detail)) = d.after {
             anomaly(out, kind, detail);
         }
-        // Only messages of several frames use `buf`; it is freed after each (memory follows
-        // the messages in progress, not the largest one each direction ever carried).
-        drop(buf);
+        // Only messages arriving over several calls use `buf`; it is freed after each (memory
+        // follows the messages in progress, not the largest one each direction ever carried).
+        self.buf = Vec::new();
         dec.clear();
         if dec.capacity() > DECODED_RETAIN {
             dec = Vec::new();
@@ -590,7 +876,7 @@ mod tests {
     impl T {
         fn new(deflate: Option<DeflateDir>, limits: &Limits) -> T {
             T {
-                a: MessageAssembler::new(deflate, limits),
+                a: MessageAssembler::new(deflate, limits, usize::MAX),
                 v: Vec::new(),
             }
         }
@@ -916,6 +1202,41 @@ mod tests {
         ));
     }
 
+    /// The piecewise UTF-8 check agrees with checking the bytes at once, at every split.
+    #[test]
+    fn utf8_in_pieces_agrees_with_whole() {
+        let cases: [&[u8]; 8] = [
+            "héllo wörld €100 𝄞".as_bytes(),
+            b"plain ascii",
+            b"\xC3\xA9\xE2\x82",         // ends inside a character
+            b"ab\xFFcd",                 // an invalid byte
+            b"\xE2\x82\xAC\xE2\x28\xA1", // a bad continuation
+            b"\xF0\x9D\x84\x9E\xF0\x9D",
+            b"\xED\xA0\x80", // a surrogate
+            b"",
+        ];
+        for c in cases {
+            let complete = std::str::from_utf8(c).is_ok();
+            let prefix = match std::str::from_utf8(c) {
+                Ok(_) => true,
+                Err(e) => e.error_len().is_none(),
+            };
+            for i in 0..=c.len() {
+                for j in i..=c.len() {
+                    let mut u = Utf8Stream::default();
+                    u.push(&c[..i]);
+                    u.push(&c[i..j]);
+                    u.push(&c[j..]);
+                    assert_eq!(
+                        (u.complete(), u.prefix()),
+                        (complete, prefix),
+                        "{c:?} at {i}, {j}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
@@ -975,6 +1296,107 @@ mod tests {
                 };
                 proptest::prop_assert_eq!(msg, Some((m[..keep].to_vec(), m.len() as u64, want_status)));
             }
+        }
+
+        /// A frame arriving in pieces (`begin`, `data`, `end`) reports exactly what the same
+        /// frame in one piece reports, whatever the pieces, compression, fragmentation, losses
+        /// and interleaved pings; keeping fewer bytes only shortens `data` to its start.
+        #[test]
+        fn frames_in_pieces_report_what_whole_frames_report(
+            msgs in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            proptest::strategy::Just(b'a'),
+                            proptest::strategy::Just(0xC3u8),
+                            proptest::strategy::Just(0xA9u8),
+                            proptest::strategy::Just(0xE2u8),
+                            proptest::strategy::Just(0x82u8),
+                            proptest::strategy::Just(0xACu8),
+                            proptest::prelude::any::<u8>(),
+                        ],
+                        1..400),
+                    proptest::prelude::any::<bool>(), // text
+                    proptest::prelude::any::<bool>(), // compressed
+                    proptest::prelude::any::<u8>(),   // a frame that loses bytes (1 in 8)
+                ),
+                1..10),
+            cuts in proptest::collection::vec(1usize..200, 1..6),
+            pieces in proptest::collection::vec(1usize..64, 1..6),
+            takeover: bool,
+            keep in proptest::prop_oneof![proptest::strategy::Just(usize::MAX), 0usize..40],
+            cap in proptest::prop_oneof![proptest::strategy::Just(1u64 << 20), 1u64..500],
+        ) {
+            let limits = Limits { max_message_bytes: cap, ..Limits::default() };
+            let d = Some(DeflateDir { context_takeover: takeover });
+            let mut whole = T::new(d, &limits);
+            let mut split = MessageAssembler::new(d, &limits, keep);
+            let mut got = Vec::new();
+            let mut s = Sender::new();
+            let mut piece = pieces.iter().cycle();
+            for (m, text, compress, lose) in &msgs {
+                if !takeover {
+                    s.0.reset();
+                }
+                let wire = if *compress { s.send(m) } else { m.clone() };
+                let mut at = 0;
+                let mut first = true;
+                for cut in cuts.iter().cycle() {
+                    let end = (at + cut).min(wire.len());
+                    let fin = end == wire.len();
+                    let op = match (first, *text) {
+                        (false, _) => opcode::CONTINUATION,
+                        (true, true) => opcode::TEXT,
+                        (true, false) => opcode::BINARY,
+                    };
+                    let rsv = if first && *compress { 4 } else { 0 };
+                    let p = &wire[at..end];
+                    // A frame that loses its last 3 bytes: given the rest, 3 lost.
+                    let lost = if *lose % 8 == 0 && p.len() > 3 { 3 } else { 0 };
+                    let given = &p[..p.len() - lost];
+                    let mut h = hdr(op, fin, rsv, p.len());
+                    h.payload_len = p.len() as u64;
+                    {
+                        let v = &mut whole.v;
+                        whole.a.frame(&h, given, lost as u64, 0, &mut |e| collect(e, v));
+                    }
+                    split.begin(&h);
+                    let mut g = given;
+                    while !g.is_empty() {
+                        let n = (*piece.next().unwrap_or(&1)).min(g.len());
+                        split.data(&g[..n]);
+                        g = &g[n..];
+                    }
+                    split.end(&h, lost as u64, 0, &mut |e| collect(e, &mut got));
+                    if !fin && at % 3 == 0 {
+                        // A ping between fragments, in pieces on one side.
+                        let ph = hdr(opcode::PING, true, 0, 2);
+                        let v = &mut whole.v;
+                        whole.a.frame(&ph, b"hi", 0, 0, &mut |e| collect(e, v));
+                        split.begin(&ph);
+                        split.data(b"h");
+                        split.data(b"i");
+                        split.end(&ph, 0, 0, &mut |e| collect(e, &mut got));
+                    }
+                    first = false;
+                    at = end;
+                    if fin {
+                        break;
+                    }
+                }
+            }
+            let want: Vec<Ev> = whole
+                .take()
+                .into_iter()
+                .map(|e| match e {
+                    Ev::Msg { op, mut data, len, wire_len, frames, compressed, status, utf8, reset } => {
+                        data.truncate(keep);
+                        Ev::Msg { op, data, len, wire_len, frames, compressed, status, utf8, reset }
+                    }
+                    other => other,
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
         }
     }
 }
