@@ -7,10 +7,7 @@
 use serde::Serialize;
 
 use crate::http::DeflateParams;
-use crate::types::{Dir, Ts};
-
-/// Connection number within one run, from 1, in order of discovery.
-pub type ConnId = u64;
+use crate::types::{ConnId, Dir, Ts};
 
 /// One fact about one connection (or, for `CaptureEnd`, about the capture).
 #[derive(Clone, Debug, Serialize)]

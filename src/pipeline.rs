@@ -14,11 +14,11 @@ use crate::analysis::{AnalysisOptions, AnalysisSink, DiagnosisSummary};
 use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event::{ConnId, Event};
+use crate::event::Event;
 use crate::net::{self, Skip, TcpPacket};
 use crate::session::{Ctx, HeldPayload, Session};
 use crate::tcp::{FlowKey, FlowTable, TcpConn};
-use crate::types::Ts;
+use crate::types::{ConnId, Ts};
 
 /// Capture time a connection closed by FIN or RST stays tracked, so that the packets which
 /// follow a close (a late RST, a retransmitted FIN) are still attributed to it.

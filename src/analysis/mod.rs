@@ -20,9 +20,9 @@ use std::io;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, TcpMark};
+use crate::event::{AnomalyEvent, ConnectionEnd, Event, TcpMark};
 use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
-use crate::types::{Dir, Ts};
+use crate::types::{ConnId, Dir, Ts};
 use heartbeat::HeartbeatState;
 use timeouts::{Timeout, TimeoutKind};
 
