@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::diagnosis::Diagnosis;
 use crate::http::DeflateParams;
 use crate::types::{ConnId, Dir, Ts};
 
@@ -428,5 +429,5 @@ pub struct ConnectionEnd {
     pub tls: Option<crate::tls::TlsInfo>,
     /// How and why it ended (filled by the analysis stage; `None` before it runs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub diagnosis: Option<crate::analysis::Diagnosis>,
+    pub diagnosis: Option<Diagnosis>,
 }

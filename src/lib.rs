@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod capture;
 pub mod config;
 pub mod deflate;
+pub mod diagnosis;
 pub mod error;
 pub mod event;
 pub mod http;

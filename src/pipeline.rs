@@ -10,9 +10,10 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::analysis::{AnalysisOptions, AnalysisSink, DiagnosisSummary};
+use crate::analysis::{AnalysisOptions, AnalysisSink};
 use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
+use crate::diagnosis::DiagnosisSummary;
 use crate::error::Error;
 use crate::event::Event;
 use crate::net::{self, Skip, TcpPacket};

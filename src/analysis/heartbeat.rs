@@ -7,7 +7,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Heartbeat, Mark, Side, percentile};
+use super::{Mark, percentile};
+use crate::diagnosis::{Heartbeat, Side};
 use crate::types::{Dir, Ts};
 
 /// Pings kept whole, most recent last.

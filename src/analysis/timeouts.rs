@@ -4,20 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::TimeoutKind;
 use crate::error::Error;
 
 /// The table, embedded so that the binary needs no data files at run time.
 const TABLE: &str = include_str!("../../data/proxy-timeouts.json");
-
-/// Whether a timeout counts silence or the whole connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeoutKind {
-    /// Fires after this much silence.
-    Idle,
-    /// Fires this long after the connection started, busy or not.
-    Lifetime,
-}
 
 /// One row of the table.
 #[derive(Clone, Debug, Serialize, Deserialize)]

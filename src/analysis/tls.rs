@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::{
-    AnalysisOptions, Diagnosis, DirIdle, Heartbeat, Idle, Side, TerminationKind as K, TimeoutMatch,
-    cite_timeouts, secs, timeout_matches, ttl_mismatch,
+use super::{AnalysisOptions, cite_timeouts, secs, timeout_matches, ttl_mismatch};
+use crate::diagnosis::{
+    Diagnosis, DirIdle, Heartbeat, Idle, Side, TerminationKind as K, TimeoutMatch,
 };
 use crate::event::ConnectionEnd;
 use crate::tls::{TlsAlert, TlsInfo};

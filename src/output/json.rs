@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analysis::Diagnosis;
+use crate::diagnosis::Diagnosis;
 use crate::event::{
     AnomalyEvent, CloseEvent, ConnectionEnd, DirStats, Event, FrameEvent, Handshake, MessageEvent,
     PingEvent, PongEvent, TcpSummary,

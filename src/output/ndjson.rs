@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analysis::DiagnosisSummary;
+use crate::diagnosis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;

@@ -16,7 +16,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row as TRow, Table};
 
 use super::app::{App, Focus, Prompt, Row};
 use super::model::{Conn, Entry, Kind, NONE, flag};
-use crate::analysis::timeouts::TimeoutKind;
+use crate::diagnosis::TimeoutKind;
 use crate::output::text::{format_bytes, sanitize};
 use crate::query::{Queryable, VerdictClass};
 use crate::types::{Dir, Ts};
