@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod query;
 pub mod session;
+pub mod sink;
 pub mod tcp;
 pub mod tls;
 pub mod tui;

@@ -17,8 +17,9 @@ use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
 use wsinspect::parallel;
-use wsinspect::pipeline::{CaptureSummary, EventSink, Progress};
+use wsinspect::pipeline::Progress;
 use wsinspect::query::Query;
+use wsinspect::sink::{CaptureSummary, EventSink};
 use wsinspect::tls::KeyLog;
 use wsinspect::types::{ConnId, Ts};
 

@@ -44,7 +44,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::Event;
 use crate::net;
-use crate::pipeline::{self, CaptureSummary, EventSink, Pipeline, Position, Progress};
+use crate::pipeline::{self, Pipeline, Progress};
+use crate::sink::{CaptureSummary, EventSink, Position, SkipCounts};
 use crate::tcp::FlowKey;
 use crate::types::{ConnId, Ts};
 
@@ -260,7 +261,7 @@ struct Counts {
     packets: u64,
     first_ts: Option<Ts>,
     last_ts: Option<Ts>,
-    skipped: pipeline::SkipCounts,
+    skipped: SkipCounts,
     last_sweep: Option<Ts>,
 }
 

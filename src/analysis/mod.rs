@@ -23,7 +23,7 @@ use crate::diagnosis::{
 };
 use crate::error::Error;
 use crate::event::{AnomalyEvent, ConnectionEnd, Event, TcpMark};
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 use crate::types::{ConnId, Dir, Ts};
 use heartbeat::HeartbeatState;
 use timeouts::Timeout;

@@ -17,7 +17,7 @@ use crate::event::{
 };
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::sink::{CaptureSummary, EventSink};
 use crate::types::{ConnId, Dir, Ts};
 
 /// A ping and the pong that answered it.

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 use crate::error::Error;
 use crate::event::Event;
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 use crate::types::{ConnId, Ts};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

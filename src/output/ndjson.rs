@@ -14,7 +14,7 @@ use crate::diagnosis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 
 /// Writes events as JSON lines.
 pub struct NdjsonSink<W: Write> {

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::io;
 
 use crate::event::{AnomalyEvent, ConnectionEnd, Event, Handshake};
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
 use crate::query::{Facts, Pred, Query};
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 use crate::types::{ConnId, Ts};
 
 /// What is known of a connection before it ends: enough for an early decision.

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anstyle::{AnsiColor, Color, Style};
 
 use crate::event::{CloseEvent, ConnectionEnd, DirStats, Event};
-use crate::pipeline::{CaptureSummary, EventSink};
+use crate::sink::{CaptureSummary, EventSink};
 use crate::types::{ConnId, Dir, Ts};
 
 #[derive(Default)]

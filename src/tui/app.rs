@@ -18,8 +18,8 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::model::{Conn, Entry, Kind, Model};
 use super::{SourceInfo, Update, export, ui};
-use crate::pipeline::CaptureSummary;
 use crate::query::{Query, Queryable};
+use crate::sink::CaptureSummary;
 use crate::types::Dir;
 
 /// Silences longer than this (seconds) get an idle separator in the timeline.

@@ -14,7 +14,8 @@ use crate::capture::CaptureReader;
 use crate::config::Config;
 use crate::event::Event;
 use crate::output::json::JsonSink;
-use crate::pipeline::{self, CaptureSummary, EventSink};
+use crate::pipeline;
+use crate::sink::{CaptureSummary, EventSink};
 use crate::types::ConnId;
 
 /// Passes on the events of one connection only.

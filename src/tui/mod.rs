@@ -32,7 +32,8 @@ use crate::analysis::AnalysisOptions;
 use crate::capture::CaptureReader;
 use crate::config::{Config, PayloadMode};
 use crate::event::Event;
-use crate::pipeline::{self, CaptureSummary, EventSink};
+use crate::pipeline;
+use crate::sink::{CaptureSummary, EventSink};
 pub use app::{App, Options};
 
 /// Events per batch sent to the UI.
