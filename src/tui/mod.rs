@@ -10,6 +10,8 @@
 
 pub mod app;
 pub mod export;
+pub mod layout;
+pub mod lines;
 pub mod model;
 pub mod ui;
 
