@@ -219,7 +219,7 @@ pub struct TimeoutMatch {
     pub source: String,
 }
 
-/// A protocol rule broken on the connection (see [`crate::analysis::rfc`]).
+/// A protocol rule broken on the connection (the table is `analysis::rfc`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Violation {
     /// Anomaly kind.

@@ -36,9 +36,9 @@ pub trait EventSink {
     fn holds_payloads(&self) -> bool {
         true
     }
-    /// Where the events that follow come from. Only a sharded pipeline
-    /// ([`crate::pipeline::Pipeline::sharded`]) calls it, so that [`crate::parallel`] can merge the streams of
-    /// several pipelines into the order one pipeline would give.
+    /// Where the events that follow come from. Only a sharded pipeline (`Pipeline::sharded`)
+    /// calls it, so that `parallel` can merge the streams of several pipelines into the order
+    /// one pipeline would give.
     fn position(&mut self, _pos: Position) {}
 }
 
