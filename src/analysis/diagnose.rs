@@ -1,8 +1,9 @@
 //! The diagnosis of one ended connection: takes its `ConnectionEnd`, what the analysis kept of
 //! it and the linked proxy leg if any, and gives its [`Diagnosis`]. A wss:// connection without
-//! plaintext goes to the TLS-level rules (`tls`); any other runs the steps below in order, each
-//! a rule family in its own module: facts, termination kind, observed codes, silences, evidence,
-//! matched timeouts, proxy legs, verdict.
+//! plaintext goes to the TLS-level rules (`tls`); any other runs these steps in order, each rule
+//! family in its own module: the facts and first conclusions (`facts`: termination kind and who,
+//! observed codes, silences), the evidence lines (`evidence`), the timeouts a timer-like end
+//! matches (`timeouts`), what a linked proxy leg tells (`link`), and the sentence (`verdict`).
 
 use super::AnalysisOptions;
 use super::conn::ConnState;
@@ -58,7 +59,7 @@ pub(super) fn diagnose(
     let verdict = verdict::verdict(
         &e,
         &Findings {
-            end: term,
+            termination: term,
             codes,
             final_silence: idle.final_silence_s,
             middlebox: middlebox.as_deref(),

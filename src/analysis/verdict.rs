@@ -17,7 +17,7 @@ const MIN_HEARTBEAT_WAIT_S: f64 = 0.5;
 
 /// What the rules found, which the sentence is written from.
 pub(super) struct Findings<'a> {
-    pub(super) end: Termination,
+    pub(super) termination: Termination,
     pub(super) codes: Codes,
     /// From the last frame either way to the end.
     pub(super) final_silence: Option<f64>,
@@ -31,7 +31,7 @@ pub(super) struct Findings<'a> {
 
 /// The sentence, then what a proxy leg adds, then the timeout advice.
 pub(super) fn verdict(e: &Ending<'_>, f: &Findings<'_>) -> String {
-    let mut verdict = match f.end.kind {
+    let mut verdict = match f.termination.kind {
         K::RejectedUpgrade => rejected_upgrade(e),
         K::HandshakeIncomplete => handshake_incomplete(e),
         K::CleanClose | K::RstAfterClose => clean_close(e, f),
@@ -125,7 +125,7 @@ fn handshake_incomplete(e: &Ending<'_>) -> String {
 /// Close frames both ways (with or without an RST after them).
 fn clean_close(e: &Ending<'_>, f: &Findings<'_>) -> String {
     let fc = e.first_close.map(|c| c.code);
-    let b = f.end.by.unwrap_or(Side::Client);
+    let b = f.termination.by.unwrap_or(Side::Client);
     let mut s = format!(
         "Clean close: the {} closed with {} and the {} answered ({}, {})",
         b.name(),
@@ -134,7 +134,7 @@ fn clean_close(e: &Ending<'_>, f: &Findings<'_>) -> String {
         saw(Side::Client, e, f),
         saw(Side::Server, e, f)
     );
-    if f.end.kind == K::RstAfterClose {
+    if f.termination.kind == K::RstAfterClose {
         let r = e.first_rst.map_or("", |m| Side::of(m.dir).name());
         let _ = write!(
             s,
@@ -147,7 +147,7 @@ fn clean_close(e: &Ending<'_>, f: &Findings<'_>) -> String {
 
 /// One side's close frame was never answered.
 fn close_unanswered(e: &Ending<'_>, f: &Findings<'_>) -> String {
-    let b = f.end.by.unwrap_or(Side::Client);
+    let b = f.termination.by.unwrap_or(Side::Client);
     let after = e.first_tcp.map_or(String::new(), |(m, rst)| {
         format!(
             "; then {} from the {}",
@@ -169,8 +169,8 @@ fn close_unanswered(e: &Ending<'_>, f: &Findings<'_>) -> String {
 /// FIN or RST with no close frame at all: a middlebox (foreign TTL), the proxy ending both legs,
 /// a heartbeat that went unanswered, or the peer's process going away.
 fn abrupt_end(e: &Ending<'_>, f: &Findings<'_>) -> String {
-    let kind = f.end.kind;
-    let b = f.end.by.unwrap_or(Side::Server);
+    let kind = f.termination.kind;
+    let b = f.termination.by.unwrap_or(Side::Server);
     let what = if kind == K::RstWithoutClose {
         "RST"
     } else {
@@ -178,7 +178,7 @@ fn abrupt_end(e: &Ending<'_>, f: &Findings<'_>) -> String {
     };
     // The ping the ender sent last before ending, and whether it was answered in time.
     let missed_ping = f
-        .end
+        .termination
         .by_ts
         .and_then(|t| e.st.heartbeat.missed_before(b, t, MIN_HEARTBEAT_WAIT_S));
     let silence_phrase = f
@@ -208,7 +208,7 @@ fn abrupt_end(e: &Ending<'_>, f: &Findings<'_>) -> String {
         format!(
             "Heartbeat timeout: the {} ended the connection with {what} {} after its ping went unanswered, no close frame ({}){late}; the {} was not reading (blocked event loop, paused socket, or a dead network path).",
             b.name(),
-            secs(f.end.by_ts.map_or(0.0, |t| t.secs_since(p.ts))),
+            secs(f.termination.by_ts.map_or(0.0, |t| t.secs_since(p.ts))),
             saw(b.other(), e, f),
             b.other().name()
         )
