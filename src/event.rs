@@ -6,11 +6,9 @@
 
 use serde::Serialize;
 
+use crate::diagnosis::Diagnosis;
 use crate::http::DeflateParams;
-use crate::types::{Dir, Ts};
-
-/// Connection number within one run, from 1, in order of discovery.
-pub type ConnId = u64;
+use crate::types::{ConnId, Dir, Ts};
 
 /// One fact about one connection (or, for `CaptureEnd`, about the capture).
 #[derive(Clone, Debug, Serialize)]
@@ -431,5 +429,5 @@ pub struct ConnectionEnd {
     pub tls: Option<crate::tls::TlsInfo>,
     /// How and why it ended (filled by the analysis stage; `None` before it runs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub diagnosis: Option<crate::analysis::Diagnosis>,
+    pub diagnosis: Option<Diagnosis>,
 }

@@ -12,16 +12,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wsinspect::analysis::{AnalysisOptions, WS_MAX_PAYLOAD};
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, Limits, PayloadMode};
-use wsinspect::event::ConnId;
 use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
 use wsinspect::parallel;
-use wsinspect::pipeline::{CaptureSummary, EventSink, Progress};
+use wsinspect::pipeline::Progress;
 use wsinspect::query::Query;
+use wsinspect::sink::{CaptureSummary, EventSink};
 use wsinspect::tls::KeyLog;
-use wsinspect::types::Ts;
+use wsinspect::types::{ConnId, Ts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FailOn {

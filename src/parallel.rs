@@ -42,11 +42,12 @@ use crate::analysis::{AnalysisOptions, AnalysisSink};
 use crate::capture::{CaptureReader, Packet};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event::{ConnId, Event};
+use crate::event::Event;
 use crate::net;
-use crate::pipeline::{self, CaptureSummary, EventSink, Pipeline, Position, Progress};
+use crate::pipeline::{self, Pipeline, Progress};
+use crate::sink::{CaptureSummary, EventSink, Position, SkipCounts};
 use crate::tcp::FlowKey;
-use crate::types::Ts;
+use crate::types::{ConnId, Ts};
 
 /// Capture bytes per epoch: enough work per batch that handing batches around costs nothing
 /// measurable, little enough that the epochs in flight hold a few megabytes.
@@ -260,7 +261,7 @@ struct Counts {
     packets: u64,
     first_ts: Option<Ts>,
     last_ts: Option<Ts>,
-    skipped: pipeline::SkipCounts,
+    skipped: SkipCounts,
     last_sweep: Option<Ts>,
 }
 

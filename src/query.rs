@@ -12,7 +12,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::analysis::TerminationKind;
+use crate::diagnosis::TerminationKind;
 use crate::event::ConnectionEnd;
 
 /// The field names a term may start with, for error messages.

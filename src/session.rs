@@ -17,14 +17,14 @@ use base64::Engine as _;
 
 use crate::config::{Config, PayloadMode};
 use crate::event::{
-    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent,
-    GapEvent, GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent,
-    PongEvent, TcpEvent, TcpMark, TcpSummary, TtlRange,
+    AnomalyEvent, CloseEvent, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent, GapEvent,
+    GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent, PongEvent,
+    TcpEvent, TcpMark, TcpSummary, TtlRange,
 };
 use crate::http::{self, BodyFraming, BodySkipper, Parsed, Request, Response};
 use crate::tcp::{StreamEvent, TcpStats};
 use crate::tls::{self, TlsConn};
-use crate::types::{Dir, Ts};
+use crate::types::{ConnId, Dir, Ts};
 use crate::ws::coding;
 use crate::ws::decoder::{FrameDecoder, FrameEvent as DecoderEvent};
 use crate::ws::frame::{self, FrameHeader, opcode};

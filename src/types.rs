@@ -1,6 +1,9 @@
-//! Plain value types shared by every stage: timestamps and directions.
+//! Plain value types shared by every stage: timestamps, directions and connection numbers.
 
 use serde::{Serialize, Serializer};
+
+/// Connection number within one run, from 1, in order of discovery.
+pub type ConnId = u64;
 
 /// A capture timestamp: nanoseconds since the Unix epoch.
 ///

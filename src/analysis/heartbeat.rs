@@ -7,13 +7,23 @@
 
 use std::collections::VecDeque;
 
-use super::{Heartbeat, Mark, Side, percentile};
+use super::conn::Mark;
+use crate::diagnosis::{Heartbeat, Side};
 use crate::types::{Dir, Ts};
 
 /// Pings kept whole, most recent last.
 const RECENT_PINGS: usize = 64;
 /// Interval and round-trip samples kept for the statistics (the most recent ones).
 const SAMPLES: usize = 1024;
+
+/// The value at fraction `p` of `sorted` (nearest rank).
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(idx.min(sorted.len() - 1)).copied()
+}
 
 /// One ping and, once it came, its pong (time, round trip in ms).
 #[derive(Clone, Copy, Debug)]
@@ -187,7 +197,7 @@ mod tests {
         let fin = Mark {
             ts: s(1),
             dir: Dir::S2c,
-            what: super::super::What::Fin,
+            what: crate::analysis::conn::What::Fin,
         };
         h.pong(Some(1), s(3), Some(3000.0));
         let hb = h.figures(&[fin]);

@@ -4,20 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::phrases::secs;
+use crate::diagnosis::{TimeoutKind, TimeoutMatch};
 use crate::error::Error;
 
 /// The table, embedded so that the binary needs no data files at run time.
 const TABLE: &str = include_str!("../../data/proxy-timeouts.json");
-
-/// Whether a timeout counts silence or the whole connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeoutKind {
-    /// Fires after this much silence.
-    Idle,
-    /// Fires this long after the connection started, busy or not.
-    Lifetime,
-}
+/// Below this, silence before the end is reaction time, not a timer.
+pub(super) const MIN_TIMER_SILENCE_S: f64 = 1.0;
 
 /// One row of the table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -132,6 +126,55 @@ pub fn matching(table: &[Timeout], kind: TimeoutKind, measured: f64) -> Vec<&Tim
             .then(a.1.total_cmp(&b.1))
     });
     hits.into_iter().map(|(t, _)| t).collect()
+}
+
+/// Known timeouts an ending by a timer may match: the final silence against idle timers, the
+/// whole lifetime against lifetime cutoffs (each only past the shortest timer worth naming).
+pub(super) fn timeout_matches(
+    table: &[Timeout],
+    final_silence: Option<f64>,
+    duration: f64,
+) -> Vec<TimeoutMatch> {
+    let to_match = |t: &Timeout| TimeoutMatch {
+        name: t.name.clone(),
+        setting: t.setting.clone(),
+        seconds: t.seconds.unwrap_or_default(),
+        kind: t.kind,
+        source: t.source.clone(),
+    };
+    let mut matches = Vec::new();
+    if let Some(s) = final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S) {
+        matches.extend(
+            matching(table, TimeoutKind::Idle, s)
+                .into_iter()
+                .map(to_match),
+        );
+    }
+    if duration >= MIN_TIMER_SILENCE_S {
+        matches.extend(
+            matching(table, TimeoutKind::Lifetime, duration)
+                .into_iter()
+                .map(to_match),
+        );
+    }
+    matches
+}
+
+/// One evidence line per timeout matched, with its source.
+pub(super) fn cite_timeouts(matches: &[TimeoutMatch], ev: &mut Vec<String>) {
+    for m in matches {
+        ev.push(format!(
+            "matches {} {} = {} ({}; source: {})",
+            m.name,
+            m.setting,
+            secs(m.seconds),
+            match m.kind {
+                TimeoutKind::Idle => "idle timer",
+                TimeoutKind::Lifetime => "lifetime cutoff",
+            },
+            m.source
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 
 use std::fmt::Write as _;
 
-use super::{
-    AnalysisOptions, Diagnosis, DirIdle, Heartbeat, Idle, Side, TerminationKind as K, TimeoutMatch,
-    cite_timeouts, secs, timeout_matches, ttl_mismatch,
+use super::AnalysisOptions;
+use super::facts::ttl_mismatch;
+use super::phrases::secs;
+use super::timeouts::{cite_timeouts, timeout_matches};
+use crate::diagnosis::{
+    Diagnosis, DirIdle, Heartbeat, Idle, Side, TerminationKind as K, TimeoutMatch,
 };
 use crate::event::ConnectionEnd;
 use crate::tls::{TlsAlert, TlsInfo};
@@ -196,7 +199,7 @@ pub(super) fn diagnose(end: &ConnectionEnd, t: &TlsInfo, opts: &AnalysisOptions)
     // Timeouts, for an end with no close_notify first (a timer does not close TLS).
     let mut matches: Vec<TimeoutMatch> = Vec::new();
     if matches!(kind, K::FinWithoutClose | K::RstWithoutClose) {
-        matches = timeout_matches(opts, final_silence, duration);
+        matches = timeout_matches(&opts.timeouts, final_silence, duration);
     }
     cite_timeouts(&matches, &mut ev);
 

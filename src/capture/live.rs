@@ -17,7 +17,8 @@ use pcap::{Active, Capture, Device, Savefile};
 use crate::analysis::{AnalysisOptions, AnalysisSink};
 use crate::capture::{Packet, linktype};
 use crate::config::Config;
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats, Pipeline};
+use crate::pipeline::Pipeline;
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 use crate::types::Ts;
 
 /// Under a steady stream of packets, output is still flushed this often.

@@ -10,15 +10,15 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analysis::Diagnosis;
+use crate::diagnosis::Diagnosis;
 use crate::event::{
-    AnomalyEvent, CloseEvent, ConnId, ConnectionEnd, DirStats, Event, FrameEvent, Handshake,
-    MessageEvent, PingEvent, PongEvent, TcpSummary,
+    AnomalyEvent, CloseEvent, ConnectionEnd, DirStats, Event, FrameEvent, Handshake, MessageEvent,
+    PingEvent, PongEvent, TcpSummary,
 };
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
-use crate::pipeline::{CaptureSummary, EventSink};
-use crate::types::{Dir, Ts};
+use crate::sink::{CaptureSummary, EventSink};
+use crate::types::{ConnId, Dir, Ts};
 
 /// A ping and the pong that answered it.
 #[derive(Clone, Debug, Serialize)]

@@ -21,9 +21,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::error::Error;
-use crate::event::{ConnId, Event};
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
-use crate::types::Ts;
+use crate::event::Event;
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
+use crate::types::{ConnId, Ts};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MsgLabels {

@@ -10,11 +10,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analysis::DiagnosisSummary;
+use crate::diagnosis::DiagnosisSummary;
 use crate::event::Event;
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
 
 /// Writes events as JSON lines.
 pub struct NdjsonSink<W: Write> {

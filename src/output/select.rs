@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::io;
 
-use crate::event::{AnomalyEvent, ConnId, ConnectionEnd, Event, Handshake};
-use crate::pipeline::{CaptureSummary, EventSink, LiveStats};
+use crate::event::{AnomalyEvent, ConnectionEnd, Event, Handshake};
 use crate::query::{Facts, Pred, Query};
-use crate::types::Ts;
+use crate::sink::{CaptureSummary, EventSink, LiveStats};
+use crate::types::{ConnId, Ts};
 
 /// What is known of a connection before it ends: enough for an early decision.
 #[derive(Clone, Copy, Debug)]

@@ -10,9 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anstyle::{AnsiColor, Color, Style};
 
-use crate::event::{CloseEvent, ConnId, ConnectionEnd, DirStats, Event};
-use crate::pipeline::{CaptureSummary, EventSink};
-use crate::types::{Dir, Ts};
+use crate::event::{CloseEvent, ConnectionEnd, DirStats, Event};
+use crate::sink::{CaptureSummary, EventSink};
+use crate::types::{ConnId, Dir, Ts};
 
 #[derive(Default)]
 struct Pending {

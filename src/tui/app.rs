@@ -16,25 +16,16 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use regex::bytes::{Regex, RegexBuilder};
 
+use super::layout::{self, Areas, Focus};
+use super::lines::{self, Theme};
 use super::model::{Conn, Entry, Kind, Model};
-use super::{SourceInfo, Update, export, ui};
-use crate::pipeline::CaptureSummary;
+use super::{SourceInfo, Update, export};
 use crate::query::{Query, Queryable};
+use crate::sink::CaptureSummary;
 use crate::types::Dir;
 
 /// Silences longer than this (seconds) get an idle separator in the timeline.
 pub const IDLE_THRESHOLD_S: f64 = 1.0;
-
-/// Which pane has the keyboard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Focus {
-    /// The connection list.
-    Conns,
-    /// The selected connection's timeline.
-    Timeline,
-    /// The detail pane.
-    Detail,
-}
 
 /// What the bottom line is editing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,8 +328,8 @@ impl App {
         }
     }
 
-    fn layout(&self) -> ui::Areas {
-        ui::areas(Rect::new(0, 0, self.size.0, self.size.1), self)
+    fn layout(&self) -> Areas {
+        layout::areas(Rect::new(0, 0, self.size.0, self.size.1), self.focus)
     }
 
     fn list_height(&self, focus: Focus) -> usize {
@@ -348,7 +339,7 @@ impl App {
             Focus::Timeline => a.timeline,
             Focus::Detail => a.detail,
         };
-        ui::inner_rows(r, focus)
+        layout::inner_rows(r, focus)
     }
 
     /// The terminal changed size.
@@ -499,7 +490,15 @@ impl App {
     }
 
     fn refresh_detail(&mut self) {
-        self.detail = ui::detail_lines(self);
+        let width = usize::from(self.layout().detail.width)
+            .saturating_sub(2)
+            .max(20);
+        self.detail = lines::detail_lines(
+            self.current_conn(),
+            self.selected_entry(),
+            width,
+            Theme::new(self.opts.color),
+        );
         let h = self.list_height(Focus::Detail);
         self.detail_scroll = self
             .detail_scroll

@@ -12,9 +12,11 @@ use std::path::Path;
 use crate::analysis::AnalysisOptions;
 use crate::capture::CaptureReader;
 use crate::config::Config;
-use crate::event::{ConnId, Event};
+use crate::event::Event;
 use crate::output::json::JsonSink;
-use crate::pipeline::{self, CaptureSummary, EventSink};
+use crate::pipeline;
+use crate::sink::{CaptureSummary, EventSink};
+use crate::types::ConnId;
 
 /// Passes on the events of one connection only.
 struct OneConn<S> {

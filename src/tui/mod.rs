@@ -10,6 +10,8 @@
 
 pub mod app;
 pub mod export;
+pub mod layout;
+pub mod lines;
 pub mod model;
 pub mod ui;
 
@@ -32,7 +34,8 @@ use crate::analysis::AnalysisOptions;
 use crate::capture::CaptureReader;
 use crate::config::{Config, PayloadMode};
 use crate::event::Event;
-use crate::pipeline::{self, CaptureSummary, EventSink};
+use crate::pipeline;
+use crate::sink::{CaptureSummary, EventSink};
 pub use app::{App, Options};
 
 /// Events per batch sent to the UI.

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
-use crate::event::{ConnId, ConnectionEnd, Event, Handshake, MessageEvent, PayloadEncoding};
+use crate::event::{ConnectionEnd, Event, Handshake, MessageEvent, PayloadEncoding};
 use crate::query::{Facts, Queryable};
-use crate::types::{Dir, Ts};
+use crate::types::{ConnId, Dir, Ts};
 
 /// Default total of payload bytes kept for the detail pane (see `--tui-memory`).
 pub const DEFAULT_PAYLOAD_BUDGET: u64 = 256 << 20;

@@ -14,8 +14,8 @@ use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
 use wsinspect::parallel;
-use wsinspect::pipeline::EventSink;
 use wsinspect::query::Query;
+use wsinspect::sink::EventSink;
 
 use crate::util::{corpus, sample, temp_path, wsinspect};
 

@@ -13,9 +13,11 @@ use serde_json::Value;
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, PayloadMode};
 use wsinspect::event::{ConnectionOpen, Event, MessageEvent, PayloadEncoding};
-use wsinspect::pipeline::{self, CaptureSummary};
+use wsinspect::pipeline;
 use wsinspect::query::{Query, Queryable};
-use wsinspect::tui::app::{Focus, Row};
+use wsinspect::sink::CaptureSummary;
+use wsinspect::tui::app::Row;
+use wsinspect::tui::layout::Focus;
 use wsinspect::tui::ui::{KEYS, draw};
 use wsinspect::tui::{App, Options, SourceInfo, Update};
 use wsinspect::types::{Dir, Ts};
@@ -408,7 +410,8 @@ fn tiny_terminals_do_not_panic() {
 #[test]
 fn mouse_wheel_scrolls_the_pane_under_the_pointer() {
     let mut app = app("node-deflate-takeover.pcap");
-    let tl = wsinspect::tui::ui::areas(ratatui::layout::Rect::new(0, 0, 120, 40), &app).timeline;
+    let tl = wsinspect::tui::layout::areas(ratatui::layout::Rect::new(0, 0, 120, 40), app.focus)
+        .timeline;
     app.handle_mouse(MouseEvent {
         kind: MouseEventKind::ScrollDown,
         column: tl.x + 2,

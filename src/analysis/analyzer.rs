@@ -1,0 +1,115 @@
+//! Per-connection tracking: takes every event in capture order and keeps, per open connection,
+//! what the rules need (`conn::ConnState`); when a connection ends, gives its diagnosis, then
+//! keeps it in a bounded history of recently ended connections so that the two legs of a
+//! proxied connection are linked whichever ends first.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::AnalysisOptions;
+use super::conn::{ConnState, Mark, What};
+use super::diagnose::diagnose;
+use super::link::{self, LINK_MESSAGES};
+use crate::diagnosis::Diagnosis;
+use crate::event::{ConnectionEnd, Event};
+use crate::types::ConnId;
+
+/// Ended connections kept for linking proxy legs.
+const HISTORY: usize = 256;
+
+/// Turns events into diagnoses; see the module doc.
+pub struct Analyzer {
+    opts: AnalysisOptions,
+    open: HashMap<ConnId, ConnState>,
+    ended: VecDeque<ConnState>,
+}
+
+impl Analyzer {
+    /// An analyzer with these options.
+    pub fn new(opts: AnalysisOptions) -> Analyzer {
+        Analyzer {
+            opts,
+            open: HashMap::new(),
+            ended: VecDeque::new(),
+        }
+    }
+
+    /// Notes one event (every event, in capture order, before its `ConnectionEnd`).
+    pub fn observe(&mut self, ev: &Event) {
+        let id = ev.conn();
+        let st = self.open.entry(id).or_insert_with(|| ConnState {
+            id,
+            ..ConnState::default()
+        });
+        match ev {
+            Event::ConnectionOpen(o) => {
+                st.client.clone_from(&o.client);
+                st.server.clone_from(&o.server);
+                st.open_ts = Some(o.ts);
+            }
+            Event::Handshake(h) => {
+                st.hs_ts = Some(h.ts);
+                st.path.clone_from(&h.handshake.path);
+            }
+            Event::Message(m) => {
+                st.activity(m.ts, m.dir);
+                if st.msgs.len() < LINK_MESSAGES {
+                    st.msgs.push((m.ts, m.dir, m.len));
+                }
+            }
+            Event::Ping(p) => {
+                st.activity(p.ts, p.dir);
+                st.heartbeat.ping(p.ping_id, p.ts, p.dir, &st.marks);
+            }
+            Event::Pong(p) => {
+                st.activity(p.ts, p.dir);
+                st.heartbeat.pong(p.ping_id, p.ts, p.rtt_ms);
+            }
+            Event::Close(c) => {
+                // Not activity: silence is measured up to the close, not through it.
+                st.marks.push(Mark {
+                    ts: c.ts,
+                    dir: c.dir,
+                    what: What::Close(c.code),
+                });
+            }
+            Event::Tcp(t) => st.marks.push(Mark {
+                ts: t.ts,
+                dir: t.dir,
+                what: if t.kind == "rst" {
+                    What::Rst
+                } else {
+                    What::Fin
+                },
+            }),
+            Event::Anomaly(a) => *st.anomalies.entry(a.kind).or_default() += 1,
+            Event::Frame(_) | Event::Gap(_) | Event::ConnectionEnd(_) => {}
+        }
+    }
+
+    /// The diagnosis of a connection that just ended (its events all observed).
+    pub fn diagnose(&mut self, end: &ConnectionEnd) -> Diagnosis {
+        let mut st = self.open.remove(&end.conn).unwrap_or_default();
+        st.id = end.conn;
+        if st.client.is_empty() {
+            st.client.clone_from(&end.client);
+            st.server.clone_from(&end.server);
+        }
+        // The other leg of a proxied connection: open or recently ended.
+        let link = link::find(&st, self.open.values().chain(self.ended.iter()));
+        let d = diagnose(end, &st, link, &self.opts);
+        self.ended.push_back(st);
+        if self.ended.len() > HISTORY {
+            self.ended.pop_front();
+        }
+        d
+    }
+
+    /// Anomalies of `kind` counted on the connection that ended last.
+    pub(super) fn last_ended_anomalies(&self, kind: &str) -> u64 {
+        self.ended
+            .back()
+            .and_then(|s| s.anomalies.get(kind))
+            .copied()
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,199 @@
+//! Proxy legs: takes an ending connection and the connections open or recently ended, and gives
+//! the other leg through the same proxy when there is one (the proxy's address on both, the same
+//! messages crossing both just after each other), then what the two legs together tell: which
+//! leg the connection is, and who ended first, the backend, the client or the proxy itself.
+
+use std::fmt::Write as _;
+
+use super::conn::ConnState;
+use super::phrases::secs;
+use crate::types::{ConnId, Dir, Ts};
+
+/// Messages per connection kept for linking proxy legs.
+pub(super) const LINK_MESSAGES: usize = 32;
+/// Two copies of a message on two legs of one proxy are this close in time, at most.
+const LINK_WINDOW_NS: i64 = 2_000_000_000;
+
+/// Two legs of one proxied connection.
+pub(super) struct Link {
+    front: ConnState,
+    back: ConnState,
+    self_is_front: bool,
+}
+
+/// What the legs tell about the connection being diagnosed.
+#[derive(Debug, Default)]
+pub(super) struct ProxyFindings {
+    /// The other leg.
+    pub(super) other_leg: Option<ConnId>,
+    /// Whether this is the client↔proxy leg (`None` when no leg is linked).
+    pub(super) is_front: Option<bool>,
+    /// Who ended first, as a clause for the verdict.
+    pub(super) story: Option<String>,
+    /// The proxy ended both legs itself.
+    pub(super) closed_both: bool,
+}
+
+/// The other leg of `st` among `others` (open or recently ended): the closest in start time.
+pub(super) fn find<'a>(
+    st: &ConnState,
+    others: impl Iterator<Item = &'a ConnState>,
+) -> Option<Link> {
+    let mut best: Option<(i64, Link)> = None;
+    for o in others.filter(|o| o.id != st.id) {
+        let link = if legs_match(st, o) {
+            Link {
+                front: st.clone(),
+                back: o.clone(),
+                self_is_front: true,
+            }
+        } else if legs_match(o, st) {
+            Link {
+                front: o.clone(),
+                back: st.clone(),
+                self_is_front: false,
+            }
+        } else {
+            continue;
+        };
+        let dist = link.front.start().0.abs_diff(link.back.start().0) as i64;
+        if best.as_ref().is_none_or(|(b, _)| dist < *b) {
+            best = Some((dist, link));
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
+/// The address part of `ip:port` / `[v6]:port`.
+fn ip(endpoint: &str) -> &str {
+    endpoint
+        .rsplit_once(':')
+        .map_or(endpoint, |(a, _)| a)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
+/// Whether `back` is the proxy→backend leg of `front` (client→proxy): the proxy's address is
+/// `front`'s server and `back`'s client, `back` starts just after `front`, and the same messages
+/// (direction and size) cross both within a short time, each reaching the proxy before it
+/// leaves it (client→server copies on `front` first, server→client copies on `back` first).
+fn legs_match(front: &ConnState, back: &ConnState) -> bool {
+    // Cheap integer tests first: this runs for every pair of an ending connection and every
+    // open or recently ended one, and most pairs fail on timing or message count.
+    if front.msgs.is_empty() || front.msgs.len() != back.msgs.len() {
+        return false;
+    }
+    let (fs, bs) = (front.start(), back.start());
+    if bs < fs || bs.0.saturating_sub(fs.0) > LINK_WINDOW_NS {
+        return false;
+    }
+    if front.server.is_empty() || ip(&front.server) != ip(&back.client) {
+        return false;
+    }
+    if front.server == back.server || front.client == back.client {
+        return false;
+    }
+    front
+        .msgs
+        .iter()
+        .zip(&back.msgs)
+        .all(|((ft, fd, fl), (bt, bd, bl))| {
+            let causal = match fd {
+                Dir::C2s => bt >= ft,
+                Dir::S2c => ft >= bt,
+            };
+            fd == bd && fl == bl && causal && ft.0.abs_diff(bt.0) <= LINK_WINDOW_NS as u64
+        })
+}
+
+/// What a linked leg tells, with its evidence lines; nothing without one.
+pub(super) fn findings(link: Option<&Link>, ev: &mut Vec<String>) -> ProxyFindings {
+    let Some(l) = link else {
+        return ProxyFindings::default();
+    };
+    let other = if l.self_is_front {
+        l.back.id
+    } else {
+        l.front.id
+    };
+    let role = if l.self_is_front {
+        "client↔proxy leg"
+    } else {
+        "proxy↔backend leg"
+    };
+    ev.push(format!(
+        "{role} of a proxied connection; the other leg is #{other} (same messages on both)"
+    ));
+    let (story, closed_both) = story(l);
+    if let Some(s) = &story {
+        ev.push(format!("proxy: {s}"));
+    }
+    ProxyFindings {
+        other_leg: Some(other),
+        is_front: Some(l.self_is_front),
+        story,
+        closed_both,
+    }
+}
+
+/// Who ended first, from the first close frame, FIN or RST on each leg; and whether the proxy
+/// ended both legs itself (toward the client and toward the backend).
+fn story(l: &Link) -> (Option<String>, bool) {
+    let (f, b) = (l.front.first_end(), l.back.first_end());
+    let dt = |a: Ts, b: Ts| secs(b.secs_since(a).max(0.0));
+    match (f, b) {
+        (Some(f), Some(b)) if f.dir == Dir::S2c && b.dir == Dir::C2s => {
+            let last = [l.front.last_activity(), l.back.last_activity()]
+                .into_iter()
+                .flatten()
+                .max();
+            let silence = last.map(|t| f.ts.min(b.ts).secs_since(t));
+            let s = format!(
+                "the proxy ended both legs itself ({} to the client, {} to the backend{})",
+                f.verb().replace("sent ", ""),
+                b.verb().replace("sent ", ""),
+                silence.map_or(String::new(), |s| format!(
+                    ", {} after the last message",
+                    secs(s)
+                ))
+            );
+            (Some(s), true)
+        }
+        (f, Some(b)) if b.dir == Dir::S2c && f.is_none_or(|f| f.ts >= b.ts) => {
+            let mut s = format!(
+                "the backend {} first",
+                b.verb().replace("sent ", "closed with ")
+            );
+            s = s.replace("closed with close ", "closed ");
+            if let Some(f) = f {
+                let _ = write!(
+                    s,
+                    "; the proxy {} to the client {} later",
+                    f.verb(),
+                    dt(b.ts, f.ts)
+                );
+            }
+            let s = s
+                .replace("closed with FIN", "sent FIN")
+                .replace("closed with RST", "sent RST");
+            (Some(s), false)
+        }
+        (Some(f), b) if f.dir == Dir::C2s && b.is_none_or(|b| b.ts >= f.ts) => {
+            let mut s = format!("the client {} first", f.verb());
+            if let Some(b) = b {
+                let _ = write!(
+                    s,
+                    "; the proxy {} to the backend {} later",
+                    b.verb(),
+                    dt(f.ts, b.ts)
+                );
+            }
+            (Some(s), false)
+        }
+        (Some(f), _) if f.dir == Dir::S2c => (
+            Some(format!("the proxy {} to the client first", f.verb())),
+            false,
+        ),
+        _ => (None, false),
+    }
+}
