@@ -174,10 +174,12 @@ fn fresh_state() -> Decompress {
 
 /// One direction's inflater.
 ///
-/// Memory: a direction with context takeover holds its own zlib state (~46 KB), created on
-/// its first compressed message, because its window must outlive the message; a direction
-/// without takeover holds none (see [`SHARED`]). So a connection that negotiated
-/// permessage-deflate but never compresses in a direction costs nothing there.
+/// Memory: a direction with context takeover holds its own zlib state (~46 KB) from its first
+/// compressed message until its stream ends ([`Inflater::release`] at its FIN), because its
+/// window must outlive each message; a direction without takeover holds none (its messages
+/// use a state shared by the thread). So a connection that negotiated permessage-deflate but
+/// never compresses in a direction costs nothing there, and one that ended costs nothing while
+/// its flow lingers.
 pub struct Inflater {
     /// This direction's decompressor (context takeover only), created on first use.
     d: Option<Decompress>,

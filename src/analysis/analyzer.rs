@@ -46,10 +46,7 @@ impl Analyzer {
                 st.server.clone_from(&o.server);
                 st.open_ts = Some(o.ts);
             }
-            Event::Handshake(h) => {
-                st.hs_ts = Some(h.ts);
-                st.path.clone_from(&h.handshake.path);
-            }
+            Event::Handshake(h) => st.hs_ts = Some(h.ts),
             Event::Message(m) => {
                 st.activity(m.ts, m.dir);
                 if st.msgs.len() < LINK_MESSAGES {

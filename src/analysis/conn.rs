@@ -45,7 +45,6 @@ pub(super) struct ConnState {
     pub(super) server: String,
     pub(super) open_ts: Option<Ts>,
     pub(super) hs_ts: Option<Ts>,
-    pub(super) path: Option<String>,
     /// Last message, ping or pong, per direction.
     pub(super) last: [Option<Ts>; 2],
     /// Longest silence, per direction.
