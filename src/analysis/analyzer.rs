@@ -42,8 +42,7 @@ impl Analyzer {
         });
         match ev {
             Event::ConnectionOpen(o) => {
-                st.client.clone_from(&o.client);
-                st.server.clone_from(&o.server);
+                st.set_endpoints(&o.client, &o.server);
                 st.open_ts = Some(o.ts);
             }
             Event::Handshake(h) => st.hs_ts = Some(h.ts),
@@ -88,8 +87,7 @@ impl Analyzer {
         let mut st = self.open.remove(&end.conn).unwrap_or_default();
         st.id = end.conn;
         if st.client.is_empty() {
-            st.client.clone_from(&end.client);
-            st.server.clone_from(&end.server);
+            st.set_endpoints(&end.client, &end.server);
         }
         // The other leg of a proxied connection: open or recently ended.
         let link = link::find(&st, self.open.values().chain(self.ended.iter()));

@@ -64,15 +64,6 @@ pub(super) fn find<'a>(
     best.map(|(_, l)| l)
 }
 
-/// The address part of `ip:port` / `[v6]:port`.
-fn ip(endpoint: &str) -> &str {
-    endpoint
-        .rsplit_once(':')
-        .map_or(endpoint, |(a, _)| a)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-}
-
 /// Whether `back` is the proxy→backend leg of `front` (client→proxy): the proxy's address is
 /// `front`'s server and `back`'s client, `back` starts just after `front`, and the same messages
 /// (direction and size) cross both within a short time, each reaching the proxy before it
@@ -87,7 +78,7 @@ fn legs_match(front: &ConnState, back: &ConnState) -> bool {
     if bs < fs || bs.0.saturating_sub(fs.0) > LINK_WINDOW_NS {
         return false;
     }
-    if front.server.is_empty() || ip(&front.server) != ip(&back.client) {
+    if front.server.is_empty() || front.server_ip() != back.client_ip() {
         return false;
     }
     if front.server == back.server || front.client == back.client {

@@ -100,12 +100,15 @@ impl<W: Write> JsonSink<W> {
     }
 
     fn write_value<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
+        // serde_json writes token by token; gathered here first, the escaping writer scans
+        // large pieces instead of each small write (a fixed buffer, whatever the value's size).
+        let mut w = io::BufWriter::with_capacity(64 << 10, &mut self.out);
         if self.pretty {
-            serde_json::to_writer_pretty(&mut self.out, v)?;
+            serde_json::to_writer_pretty(&mut w, v)?;
         } else {
-            serde_json::to_writer(&mut self.out, v)?;
+            serde_json::to_writer(&mut w, v)?;
         }
-        Ok(())
+        w.flush()
     }
 
     fn connection(&mut self, end: &ConnectionEnd) -> io::Result<()> {

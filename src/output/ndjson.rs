@@ -16,11 +16,17 @@ use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
 use crate::sink::{CaptureSummary, EventSink, LiveStats};
 
+/// Capacity the line buffer keeps between lines (a line with a full payload may be far longer).
+const LINE_RETAIN: usize = 64 << 10;
+
 /// Writes events as JSON lines.
 pub struct NdjsonSink<W: Write> {
     /// C1 controls escaped: see [`C1Escaping`].
     out: C1Escaping<W>,
     flush_each: bool,
+    /// The line being written: serialized here whole, then escaped and written in one piece,
+    /// instead of the escaping writer seeing each of serde_json's many small token writes.
+    line: Vec<u8>,
 }
 
 impl<W: Write> NdjsonSink<W> {
@@ -30,12 +36,18 @@ impl<W: Write> NdjsonSink<W> {
         NdjsonSink {
             out: C1Escaping::new(out),
             flush_each,
+            line: Vec::with_capacity(1024),
         }
     }
 
     fn line<T: Serialize>(&mut self, value: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, value)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        if self.line.capacity() > LINE_RETAIN {
+            self.line = Vec::with_capacity(1024);
+        }
         if self.flush_each {
             self.out.flush()?;
         }
