@@ -59,8 +59,11 @@ impl<T> FlowTable<T> {
     /// The flow's value, marking it active at `now`.
     pub fn get_mut(&mut self, key: &FlowKey, now: Ts) -> Option<&mut T> {
         let i = *self.index.get(key)?;
-        self.unlink(i);
-        self.push_back(i);
+        // Consecutive packets of one flow (a burst) leave the activity list as it is.
+        if self.tail != i {
+            self.unlink(i);
+            self.push_back(i);
+        }
         let node = self.node_mut(i)?;
         node.last = node.last.max(now);
         Some(&mut node.value)
