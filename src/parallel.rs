@@ -55,8 +55,10 @@ pub const EPOCH_BYTES: usize = 1 << 20;
 /// Packets per epoch at most (small packets).
 const EPOCH_PACKETS: usize = 8192;
 /// Epochs handed out and not yet merged: lets workers run ahead of the merge while one of them
-/// finishes a heavy epoch.
-pub const EPOCHS_IN_FLIGHT: usize = 4;
+/// finishes a heavy epoch. Each thread blocks less often with more in flight, and on two cores
+/// every block is a wake-up that costs: 8 instead of 4 took the 1 GB text summary with two
+/// threads from 2.28 s to 2.06 s (median of 5), for about 6 MB more peak memory.
+pub const EPOCHS_IN_FLIGHT: usize = 8;
 /// Same as the single pipeline's sweep period (capture time).
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 /// Packets between two progress reports.
