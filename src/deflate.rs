@@ -115,6 +115,14 @@ fn to_pool(d: Decompress) {
     });
 }
 
+/// Where decoded bytes go.
+pub enum Output<'a> {
+    /// Lent to the closure one output step at a time: nothing is kept.
+    Lend(&'a mut dyn FnMut(&[u8])),
+    /// Appended to the buffer up to the given length (what comes after is counted, not kept).
+    Append(&'a mut Vec<u8>, usize),
+}
+
 /// One message being inflated (see [`Inflater::begin`]).
 pub struct Inflating {
     d: Option<Decompress>,
@@ -269,6 +277,7 @@ impl Inflater {
         if run.done() || input.is_empty() {
             return;
         }
+        let out = &mut Output::Lend(out);
         if run.pending.is_empty() && input.len() >= self.feed_min() {
             self.decode(run, input, out);
             return;
@@ -284,7 +293,7 @@ impl Inflater {
 
     /// Decodes these compressed bytes at once, after any gathered before them: for bytes
     /// already in hand as a whole (a message in one frame), where gathering is a copy.
-    pub fn feed_now(&mut self, run: &mut Inflating, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+    pub fn feed_now(&mut self, run: &mut Inflating, input: &[u8], out: &mut Output<'_>) {
         if !run.pending.is_empty() {
             run.pending.extend_from_slice(input);
             let pending = std::mem::take(&mut run.pending);
@@ -294,7 +303,7 @@ impl Inflater {
         }
     }
 
-    fn decode(&mut self, run: &mut Inflating, input: &[u8], out: &mut dyn FnMut(&[u8])) {
+    fn decode(&mut self, run: &mut Inflating, input: &[u8], out: &mut Output<'_>) {
         if run.done() {
             return;
         }
@@ -311,7 +320,7 @@ impl Inflater {
     pub fn end(
         &mut self,
         mut run: Inflating,
-        out: &mut dyn FnMut(&[u8]),
+        out: &mut Output<'_>,
     ) -> Result<Inflated, InflateError> {
         let mut pending = std::mem::take(&mut run.pending);
         if pending.is_empty() {
@@ -365,13 +374,10 @@ impl Inflater {
         max_out: usize,
     ) -> Result<Inflated, InflateError> {
         let start = out.len();
-        let mut keep = |b: &[u8]| {
-            let room = max_out.saturating_sub(out.len() - start);
-            out.extend_from_slice(b.get(..room.min(b.len())).unwrap_or(&[]));
-        };
         let mut run = self.begin(max_out);
-        self.feed_now(&mut run, compressed, &mut keep);
-        let r = self.end(run, &mut keep);
+        let mut to = Output::Append(out, start.saturating_add(max_out));
+        self.feed_now(&mut run, compressed, &mut to);
+        let r = self.end(run, &mut to);
         if r.is_err() {
             out.truncate(start);
         }
@@ -392,32 +398,46 @@ impl Inflater {
         }
     }
 
-    /// Decodes `input` into the thread's output steps, handing each to `out`.
+    /// Decodes `input` to `out`.
     fn step(
         &mut self,
         d: &mut Decompress,
         run: &mut Inflating,
         input: &[u8],
-        out: &mut dyn FnMut(&[u8]),
+        out: &mut Output<'_>,
     ) {
         let mut buf = STEP.take();
-        if buf.len() != CHUNK {
-            buf.resize(CHUNK, 0);
-        }
         let mut pos = 0usize;
         loop {
             let rest = input.get(pos..).unwrap_or(&[]);
             let (in0, out0) = (d.total_in(), d.total_out());
-            let res = d.decompress(rest, &mut buf, FlushDecompress::Sync);
+            let (res, room) = match out {
+                // Straight into the caller's buffer while it has room under its limit.
+                Output::Append(v, limit) if v.len() < *limit => {
+                    let want = (*limit - v.len()).min(CHUNK);
+                    if v.capacity() - v.len() < want {
+                        // Geometric growth, never past the limit by more than a step.
+                        v.reserve_exact(want.max(v.len().min(*limit - v.len())));
+                    }
+                    let room = v.capacity() - v.len();
+                    let r = d.decompress_vec(rest, v, FlushDecompress::Sync);
+                    v.truncate(*limit);
+                    (r, room)
+                }
+                _ => {
+                    if buf.len() != CHUNK {
+                        buf.resize(CHUNK, 0);
+                    }
+                    (d.decompress(rest, &mut buf, FlushDecompress::Sync), CHUNK)
+                }
+            };
             let consumed = d.total_in().saturating_sub(in0);
             let produced = d.total_out().saturating_sub(out0);
             pos = pos.saturating_add(usize::try_from(consumed).unwrap_or(usize::MAX));
             run.len = run.len.saturating_add(produced);
-            let n = usize::try_from(produced)
-                .unwrap_or(usize::MAX)
-                .min(buf.len());
-            if n > 0 {
-                out(buf.get(..n).unwrap_or(&[]));
+            let n = usize::try_from(produced).unwrap_or(usize::MAX);
+            if let (Output::Lend(f), true) = (&mut *out, n > 0) {
+                f(buf.get(..n.min(buf.len())).unwrap_or(&[]));
             }
             match res {
                 Err(e) => {
@@ -449,7 +469,7 @@ impl Inflater {
             }
             let done_in = pos >= input.len();
             // Input used up and the output not filled: everything decodable is out (Sync).
-            if (done_in && n < CHUNK) || (consumed == 0 && produced == 0) {
+            if (done_in && n < room) || (consumed == 0 && produced == 0) {
                 break;
             }
         }
@@ -933,7 +953,7 @@ mod tests {
                     prop_assert!(b.inflate(&cb, &mut ob, 1 << 20).is_ok());
                     prop_assert_eq!(&ob, m);
                 }
-                let r = a.end(run, &mut |d| out.extend_from_slice(d));
+                let r = a.end(run, &mut Output::Lend(&mut |d: &[u8]| out.extend_from_slice(d)));
                 prop_assert_eq!(r.map(|r| r.len), Ok(m.len() as u64));
                 prop_assert_eq!(&out, m);
             }

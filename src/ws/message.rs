@@ -38,7 +38,7 @@
 use std::cell::Cell;
 
 use crate::config::Limits;
-use crate::deflate::{InflateError, Inflater, Inflating};
+use crate::deflate::{InflateError, Inflater, Inflating, Output};
 use crate::ws::frame::{FrameHeader, opcode};
 
 /// Capacity the shared decoded-message buffer keeps between messages: the inflater offers
@@ -710,19 +710,38 @@ impl MessageAssembler {
                     let max_out = usize::try_from(max).unwrap_or(usize::MAX);
                     let mut run = p.run.take().unwrap_or_else(|| inf.begin(max_out));
                     let plain = &mut p.plain;
-                    let kept: &mut Vec<u8> = if whole.is_some() {
-                        use_dec = true;
-                        &mut dec
-                    } else {
-                        &mut self.buf
+                    let r = match whole {
+                        // One frame, everything kept: inflated straight into the thread's
+                        // buffer, then checked at once.
+                        Some(w) if keep == usize::MAX => {
+                            use_dec = true;
+                            let mut to = Output::Append(&mut dec, max_out);
+                            inf.feed_now(&mut run, w, &mut to);
+                            let r = inf.end(run, &mut to);
+                            plain.seen = dec.len() as u64;
+                            if let Some(u) = plain.utf8.as_mut() {
+                                u.push(&dec);
+                            }
+                            r
+                        }
+                        _ => {
+                            let kept: &mut Vec<u8> = if whole.is_some() {
+                                use_dec = true;
+                                &mut dec
+                            } else {
+                                &mut self.buf
+                            };
+                            let mut sink = |b: &[u8]| {
+                                plain.take(b, max, keep, kept);
+                            };
+                            let mut to = Output::Lend(&mut sink);
+                            if let Some(w) = whole {
+                                inf.feed_now(&mut run, w, &mut to);
+                            }
+                            inf.end(run, &mut to)
+                        }
                     };
-                    let mut sink = |b: &[u8]| {
-                        plain.take(b, max, keep, kept);
-                    };
-                    if let Some(w) = whole {
-                        inf.feed_now(&mut run, w, &mut sink);
-                    }
-                    match inf.end(run, &mut sink) {
+                    match r {
                         Ok(r) => {
                             d.len = r.len;
                             d.history_reset = r.history_reset;
