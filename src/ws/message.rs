@@ -1,14 +1,23 @@
-//! Message assembly: takes one direction's frames and gives messages (fragments joined,
-//! permessage-deflate inflated, text checked as UTF-8) and control frames, with protocol
-//! violations as anomalies.
+//! Message assembly: takes one direction's frames, whole or in pieces, and gives messages
+//! (fragments joined, permessage-deflate inflated, text checked as UTF-8) and control frames,
+//! with protocol violations as anomalies.
+//!
+//! # Nothing gathered that is not shown
+//!
+//! A message's payload is taken as it arrives: counted against the cap, inflated when
+//! compressed, checked as UTF-8 across piece boundaries, and only the decoded bytes the caller
+//! asked to see are kept (`keep`: none for a summary, the start for a preview, all for full
+//! payloads). So memory does not grow with message sizes, and a message of one frame in one
+//! piece (most messages) is decoded straight from the frame, uncopied. What a frame reports is
+//! only said when it ends, so a frame in pieces reports exactly what it would in one piece.
 //!
 //! # Rules applied
 //!
 //! * Text/binary frames start a message, continuation frames extend it, FIN ends it
 //!   (RFC 6455 §5.4). Control frames may come between fragments and pass through at once.
 //! * A message is compressed when RSV1 is set on its first frame and permessage-deflate was
-//!   negotiated (RFC 7692 §6). Its frames' payloads are concatenated and inflated as one
-//!   (RFC 7692 §7.2.2). Uncompressed messages between compressed ones do not touch the
+//!   negotiated (RFC 7692 §6). Its frames' payloads form one DEFLATE stream, inflated in
+//!   order (RFC 7692 §7.2.2). Uncompressed messages between compressed ones do not touch the
 //!   LZ77 window.
 //! * A frame that lost bytes makes its message `Incomplete` (no data is shown); if it was
 //!   compressed the inflater's history is lost too, and later messages are only shown when they
