@@ -12,6 +12,8 @@
 
 mod evidence;
 mod facts;
+#[cfg(test)]
+mod tests;
 mod verdict;
 
 use super::AnalysisOptions;
