@@ -6,9 +6,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::AnalysisOptions;
-use super::conn::{ConnState, Mark, What};
+use super::conn::ConnState;
 use super::diagnose::diagnose;
 use super::link::{self, LINK_MESSAGES};
+use super::mark::{Mark, What};
 use crate::diagnosis::Diagnosis;
 use crate::event::{ConnectionEnd, Event};
 use crate::types::ConnId;

@@ -7,35 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::heartbeat::HeartbeatState;
+use super::mark::Mark;
 use crate::types::{ConnId, Dir, Ts};
-
-/// How one side ended its part.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum What {
-    Close(Option<u16>),
-    Fin,
-    Rst,
-}
-
-/// One side ending its part: a close frame, a FIN or an RST.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Mark {
-    pub(super) ts: Ts,
-    pub(super) dir: Dir,
-    pub(super) what: What,
-}
-
-impl Mark {
-    /// `sent close 1000`, `sent FIN`, ...
-    pub(super) fn verb(&self) -> String {
-        match self.what {
-            What::Close(Some(c)) => format!("sent close {c}"),
-            What::Close(None) => "sent close (no code)".to_owned(),
-            What::Fin => "sent FIN".to_owned(),
-            What::Rst => "sent RST".to_owned(),
-        }
-    }
-}
 
 /// What is kept per connection.
 #[derive(Clone, Debug, Default)]

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::conn::Mark;
+use super::mark::Mark;
 use crate::diagnosis::{Heartbeat, Side};
 use crate::types::{Dir, Ts};
 
@@ -197,7 +197,7 @@ mod tests {
         let fin = Mark {
             ts: s(1),
             dir: Dir::S2c,
-            what: crate::analysis::conn::What::Fin,
+            what: crate::analysis::mark::What::Fin,
         };
         h.pong(Some(1), s(3), Some(3000.0));
         let hb = h.figures(&[fin]);

@@ -18,6 +18,7 @@ mod evidence;
 mod facts;
 mod heartbeat;
 mod link;
+mod mark;
 mod phrases;
 pub mod rfc;
 pub mod timeouts;
