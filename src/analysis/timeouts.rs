@@ -177,6 +177,34 @@ pub(super) fn cite_timeouts(matches: &[TimeoutMatch], ev: &mut Vec<String>) {
     }
 }
 
+/// The sentence a verdict ends with when the end matches timeouts: which ones (built-in rows
+/// marked as defaults), and what to change. Pings reset an idle timer but not a lifetime cutoff,
+/// so the advice follows the kinds matched. `None` when nothing matched.
+pub(super) fn matches_sentence(
+    matches: &[TimeoutMatch],
+    final_silence: Option<f64>,
+) -> Option<String> {
+    if matches.is_empty() {
+        return None;
+    }
+    let advice = if matches.iter().any(|m| m.kind == TimeoutKind::Idle) {
+        format!(
+            "Send pings more often than every {} or raise the timeout.",
+            secs(final_silence.unwrap_or_default())
+        )
+    } else {
+        "Pings do not help against a lifetime cutoff: raise it, or reconnect before it.".to_owned()
+    };
+    let names: Vec<String> = matches
+        .iter()
+        .map(|m| {
+            let default = if m.source == "user" { "" } else { " default" };
+            format!("{} {} ({}{default})", m.name, m.setting, secs(m.seconds))
+        })
+        .collect();
+    Some(format!("Matches {}. {advice}", names.join(" or ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

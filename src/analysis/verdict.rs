@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use super::facts::{Codes, Ending, Termination};
 use super::link::ProxyFindings;
 use super::phrases::{close_desc, secs};
-use super::timeouts::MIN_TIMER_SILENCE_S;
-use crate::diagnosis::{Side, TerminationKind as K, TimeoutKind, TimeoutMatch};
+use super::timeouts::{MIN_TIMER_SILENCE_S, matches_sentence};
+use crate::diagnosis::{Side, TerminationKind as K, TimeoutMatch};
 
 /// A ping unanswered for less than this before its sender ended the connection is not a missed
 /// heartbeat: heartbeat timers run in seconds, and a pong can still be in flight.
@@ -232,27 +232,8 @@ fn abrupt_end(e: &Ending<'_>, f: &Findings<'_>) -> String {
 /// For an end by a timer: the timeouts it matches and what to change (pings help against an
 /// idle timer, not a lifetime cutoff); without a match, what to look for.
 fn timeout_advice(f: &Findings<'_>, verdict: &mut String) {
-    if !f.matches.is_empty() {
-        let period = f.final_silence.unwrap_or_default();
-        // Pings reset an idle timer but not a lifetime cutoff.
-        let advice = if f.matches.iter().any(|m| m.kind == TimeoutKind::Idle) {
-            format!(
-                "Send pings more often than every {} or raise the timeout.",
-                secs(period)
-            )
-        } else {
-            "Pings do not help against a lifetime cutoff: raise it, or reconnect before it."
-                .to_owned()
-        };
-        let names: Vec<String> = f
-            .matches
-            .iter()
-            .map(|m| {
-                let default = if m.source == "user" { "" } else { " default" };
-                format!("{} {} ({}{default})", m.name, m.setting, secs(m.seconds))
-            })
-            .collect();
-        let _ = write!(verdict, " Matches {}. {advice}", names.join(" or "));
+    if let Some(sentence) = matches_sentence(f.matches, f.final_silence) {
+        let _ = write!(verdict, " {sentence}");
     } else if (f.proxy.closed_both || (f.middlebox.is_some() && f.timer_kind))
         && let Some(s) = f.final_silence.filter(|s| *s >= MIN_TIMER_SILENCE_S)
     {

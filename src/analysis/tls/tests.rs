@@ -167,6 +167,22 @@ fn tls_level_an_abrupt_end_is_matched_against_timeouts() {
             .iter()
             .any(|l| l.starts_with("matches nginx proxy_read_timeout = 1.5 s (idle timer"))
     );
+    // An idle timer among the matches: pings help.
+    assert!(
+        d.verdict.contains("Send pings more often than every"),
+        "{}",
+        d.verdict
+    );
+    // A lifetime cutoff alone: pings do not help, and the sentence says so.
+    let user = ["gcp-https-lb=1.6s".to_owned()];
+    let opts = AnalysisOptions::new(&user, crate::analysis::WS_MAX_PAYLOAD).expect("options");
+    let d = diagnosed(&end, &opts);
+    assert!(
+        d.verdict
+            .contains("Pings do not help against a lifetime cutoff"),
+        "{}",
+        d.verdict
+    );
     // Without those rows nothing that short is named.
     assert!(
         diagnosed(&end, &AnalysisOptions::default())

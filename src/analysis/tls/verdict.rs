@@ -9,6 +9,7 @@ use super::alert_desc;
 use super::facts::{End, TlsEnding};
 use crate::analysis::facts::Termination;
 use crate::analysis::phrases::secs;
+use crate::analysis::timeouts::matches_sentence;
 use crate::diagnosis::{Side, TerminationKind as K, TimeoutMatch};
 
 /// Where to look for what the encrypted close frames said.
@@ -47,7 +48,7 @@ pub(super) fn verdict(e: &TlsEnding<'_>, f: &Findings<'_>) -> String {
             ))
         ),
     };
-    timeout_advice(f.matches, &mut verdict);
+    timeout_advice(f, &mut verdict);
     verdict
 }
 
@@ -128,18 +129,9 @@ fn abrupt_end(f: &Findings<'_>, by: Side) -> String {
     }
 }
 
-/// The timeouts an abrupt end matches, and what to change.
-fn timeout_advice(matches: &[TimeoutMatch], verdict: &mut String) {
-    if matches.is_empty() {
-        return;
+/// The timeouts an abrupt end matches, and what to change (the same sentence as for ws).
+fn timeout_advice(f: &Findings<'_>, verdict: &mut String) {
+    if let Some(sentence) = matches_sentence(f.matches, f.final_silence) {
+        let _ = write!(verdict, " {sentence}");
     }
-    let names: Vec<String> = matches
-        .iter()
-        .map(|m| format!("{} {} ({})", m.name, m.setting, secs(m.seconds)))
-        .collect();
-    let _ = write!(
-        verdict,
-        " Matches {}: send pings more often than that or raise the timeout.",
-        names.join(" or ")
-    );
 }
