@@ -933,6 +933,67 @@ fn analyse<S: EventSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::CaptureReader;
+
+    /// Packets of a real capture go through the queue whole and in order, with the counters
+    /// behind them; the queue refuses a byte beyond its limit, and has room again once the
+    /// analysis gave the batches back.
+    #[test]
+    fn queue_hands_packets_over_whole_and_within_its_limit() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/node-basic.pcap");
+        let mut reader = CaptureReader::open(&path).expect("the sample");
+        let mut want = Vec::new();
+        while let Some(p) = reader.next_packet().expect("a packet") {
+            want.push((p.number, p.ts, p.data.to_vec(), p.origlen));
+        }
+        let linktype = 1;
+        let total: usize = want.iter().map(|w| w.2.len()).sum();
+        assert!(want.len() > 6, "several batches");
+        let q = Queue::new(total);
+        let mut batch = Batch::default();
+        for (number, ts, data, origlen) in &want {
+            assert!(q.fits(batch.data.len(), data.len()));
+            batch.push(&Packet {
+                number: *number,
+                ts: *ts,
+                linktype,
+                data,
+                origlen: *origlen,
+            });
+            if batch.packets.len() == 3 {
+                q.send(&mut batch);
+            }
+        }
+        assert!(!q.fits(batch.data.len(), 1));
+        q.send(&mut batch);
+        assert!(batch.packets.is_empty());
+        assert!(!q.fits(0, 1));
+        q.send_counters(counters((7, 1, 0), Instant::now(), 0, true));
+        let mut got = Vec::new();
+        let mut finals = 0;
+        loop {
+            match q.next(Duration::ZERO) {
+                Next::Chunk(Chunk::Packets(b)) => {
+                    assert_eq!(finals, 0, "the counters come after every packet");
+                    for p in b.packets(linktype) {
+                        got.push((p.number, p.ts, p.data.to_vec(), p.origlen));
+                    }
+                    q.recycle(b);
+                }
+                Next::Chunk(Chunk::Counters(c)) => {
+                    assert!(c.is_final);
+                    assert_eq!(c.received, 7);
+                    finals += 1;
+                }
+                Next::Empty => panic!("the final counters close the queue"),
+                Next::Closed => break,
+            }
+        }
+        assert_eq!(finals, 1);
+        assert_eq!(got, want);
+        assert!(q.fits(0, total));
+        assert!(!q.fits(0, total + 1));
+    }
 
     #[test]
     fn counters_survive_the_32_bit_wrap() {
