@@ -48,6 +48,10 @@ pub const DEFAULT_QUEUE_SIZE: usize = 64 << 20;
 /// as soon as libpcap has nothing more waiting: few hand-offs under load, no delay otherwise.
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_PACKETS: usize = 512;
+/// A batch's buffer is allocated once at this size, which holds one more packet of the largest
+/// snaplen libpcap allows past [`BATCH_BYTES`]: grown by doubling instead, the buffers of a full
+/// queue took about twice the memory of the packets in it.
+const BATCH_CAPACITY: usize = BATCH_BYTES + 262_144;
 
 /// Emptied batches kept for reuse; more are freed.
 const SPARE_BATCHES: usize = 8;
@@ -518,13 +522,21 @@ struct Meta {
 
 /// Packets on their way from the capture thread to the analysis, their bytes back to back in
 /// one buffer, so that a hand-off moves two vectors whatever the number of packets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Batch {
     data: Vec<u8>,
     packets: Vec<Meta>,
 }
 
 impl Batch {
+    /// An empty batch with its buffers at full size.
+    fn allocate() -> Batch {
+        Batch {
+            data: Vec::with_capacity(BATCH_CAPACITY),
+            packets: Vec::with_capacity(BATCH_PACKETS),
+        }
+    }
+
     fn push(&mut self, pkt: &Packet<'_>) {
         self.data.extend_from_slice(pkt.data);
         self.packets.push(Meta {
@@ -656,7 +668,18 @@ impl Queue {
         }
         self.held.fetch_add(batch.data.len(), Ordering::Relaxed);
         let mut st = self.lock();
-        let empty = st.spare.pop().unwrap_or_default();
+        // The analysis is behind: top up the newest queued batch rather than queue one more
+        // part-full buffer, so that the queue's memory stays close to the packet bytes in it.
+        if let Some(Chunk::Packets(last)) = st.chunks.back_mut()
+            && last.data.len() + batch.data.len() <= last.data.capacity()
+        {
+            last.data.extend_from_slice(&batch.data);
+            last.packets.extend_from_slice(&batch.packets);
+            batch.data.clear();
+            batch.packets.clear();
+            return;
+        }
+        let empty = st.spare.pop().unwrap_or_else(Batch::allocate);
         let full = std::mem::replace(batch, empty);
         st.chunks.push_back(Chunk::Packets(full));
         self.wake(st);
@@ -805,7 +828,7 @@ fn capture(
     let deadline = run.duration.map(|d| started + d);
     let interval = run.stats_interval.filter(|d| !d.is_zero());
     let mut next_stats = interval.map(|i| started + i);
-    let mut batch = Batch::default();
+    let mut batch = Batch::allocate();
     let (mut read, mut dropped) = (0u64, 0u64);
     let mut failed = None;
     loop {
@@ -936,8 +959,8 @@ mod tests {
     use crate::capture::CaptureReader;
 
     /// Packets of a real capture go through the queue whole and in order, with the counters
-    /// behind them; the queue refuses a byte beyond its limit, and has room again once the
-    /// analysis gave the batches back.
+    /// behind them; batches sent while others wait are merged into them; the queue refuses a
+    /// byte beyond its limit, and has room again once the analysis gave the batches back.
     #[test]
     fn queue_hands_packets_over_whole_and_within_its_limit() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/node-basic.pcap");
@@ -948,9 +971,12 @@ mod tests {
         }
         let linktype = 1;
         let total: usize = want.iter().map(|w| w.2.len()).sum();
-        assert!(want.len() > 6, "several batches");
+        assert!(
+            want.len() > 6 && total < BATCH_BYTES,
+            "several batches, one buffer"
+        );
         let q = Queue::new(total);
-        let mut batch = Batch::default();
+        let mut batch = Batch::allocate();
         for (number, ts, data, origlen) in &want {
             assert!(q.fits(batch.data.len(), data.len()));
             batch.push(&Packet {
@@ -969,12 +995,13 @@ mod tests {
         assert!(batch.packets.is_empty());
         assert!(!q.fits(0, 1));
         q.send_counters(counters((7, 1, 0), Instant::now(), 0, true));
-        let mut got = Vec::new();
+        let (mut got, mut batches) = (Vec::new(), 0);
         let mut finals = 0;
         loop {
             match q.next(Duration::ZERO) {
                 Next::Chunk(Chunk::Packets(b)) => {
                     assert_eq!(finals, 0, "the counters come after every packet");
+                    batches += 1;
                     for p in b.packets(linktype) {
                         got.push((p.number, p.ts, p.data.to_vec(), p.origlen));
                     }
@@ -990,6 +1017,7 @@ mod tests {
             }
         }
         assert_eq!(finals, 1);
+        assert_eq!(batches, 1, "sent in threes, merged while queued");
         assert_eq!(got, want);
         assert!(q.fits(0, total));
         assert!(!q.fits(0, total + 1));
