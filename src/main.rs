@@ -274,7 +274,7 @@ struct LiveArgs {
     /// Captured packets waiting for the analysis, in bytes at most: a burst that takes the
     /// analysis a while waits here rather than overflowing the kernel buffer; packets beyond it
     /// are dropped and counted (`dropped_queue`).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Live capture")]
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Live capture")]
     queue_size: u64,
 
     /// Bytes kept of each packet (the default keeps the 64 KiB segments of offloading NICs and
