@@ -1,7 +1,8 @@
 //! Live capture (feature `live`): real WebSocket peers on loopback while `wsinspect -i` runs,
 //! checked against the peers' own logs as the NDJSON lines arrive; stopping on signals; the `-w`
-//! file; the error lines. Capturing needs root or CAP_NET_RAW (CI runs as root) and the Node
-//! peers in samples/peers (`npm ci` there).
+//! file; the queue between capture and analysis and its drop counter; the error lines.
+//! Capturing needs root or CAP_NET_RAW (CI runs as root) and the Node peers in samples/peers
+//! (`npm ci` there).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
