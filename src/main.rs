@@ -253,7 +253,7 @@ struct LiveArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "interface", help_heading = "Live capture")]
     duration: Option<std::time::Duration>,
 
-    /// Stop after this many packets.
+    /// Stop after this many packets captured.
     #[arg(
         long,
         value_name = "N",
@@ -270,6 +270,12 @@ struct LiveArgs {
     /// busy (the defaults give 128).
     #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, help_heading = "Live capture")]
     buffer_size: i32,
+
+    /// Captured packets waiting for the analysis, in bytes at most: a burst that takes the
+    /// analysis a while waits here rather than overflowing the kernel buffer; packets beyond it
+    /// are dropped and counted (`dropped_queue`).
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Live capture")]
+    queue_size: u64,
 
     /// Bytes kept of each packet (the default keeps the 64 KiB segments of offloading NICs and
     /// loopback whole).
@@ -694,6 +700,7 @@ fn live(cli: &Cli) -> Result<CaptureSummary> {
         count: args.count,
         stats_interval: Some(args.stats_interval),
         stop,
+        queue_size: usize::try_from(args.queue_size).unwrap_or(usize::MAX),
     };
     let tui = !cli.no_tui
         && !cli.json
@@ -782,8 +789,14 @@ fn live(cli: &Cli) -> Result<CaptureSummary> {
     };
     if let (Some(s), false) = (&summary.live, cli.quiet) {
         eprintln!(
-            "wsinspect: {} packets analysed ({} bytes) in {:.1} s; {} received by filter, {} dropped by kernel, {} dropped by interface",
-            s.packets, s.bytes, s.elapsed, s.received, s.dropped_kernel, s.dropped_interface
+            "wsinspect: {} packets analysed ({} bytes) in {:.1} s; {} received by filter, {} dropped by kernel, {} dropped by interface, {} dropped by the analysis queue",
+            s.packets,
+            s.bytes,
+            s.elapsed,
+            s.received,
+            s.dropped_kernel,
+            s.dropped_interface,
+            s.dropped_queue
         );
     }
     Ok(summary)

@@ -155,6 +155,9 @@ pub struct LiveStats {
     pub dropped_kernel: u64,
     /// Packets the interface or its driver dropped (`ps_ifdrop`).
     pub dropped_interface: u64,
+    /// Packets wsinspect captured but dropped because its queue to the analysis was full: the
+    /// analysis fell behind by more than `--queue-size`.
+    pub dropped_queue: u64,
     /// Packets analysed.
     pub packets: u64,
     /// Captured bytes of those packets.

@@ -146,7 +146,7 @@ impl Metrics {
         let dropped = Family::<DropLabels, Counter>::default();
         r.register(
             "capture_dropped_packets",
-            "Packets lost by the capture, by where (kernel buffer, interface)",
+            "Packets lost by the capture, by where (kernel buffer, interface, wsinspect's queue)",
             dropped.clone(),
         );
         Metrics {
@@ -250,6 +250,16 @@ impl Metrics {
         );
     }
 
+    /// Brings the count of packets a live capture dropped from its queue to the analysis up to
+    /// `dropped` (it only grows).
+    pub fn queue_dropped(&self, dropped: u64) {
+        let c = self.dropped.get_or_create(&DropLabels { by: "queue" });
+        let now = c.get();
+        if dropped > now {
+            c.inc_by(dropped - now);
+        }
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -303,6 +313,7 @@ impl<S: EventSink> EventSink for MetricsSink<S> {
     fn stats(&mut self, stats: &LiveStats) -> io::Result<()> {
         self.metrics
             .capture_totals(stats.packets, stats.dropped_kernel, stats.dropped_interface);
+        self.metrics.queue_dropped(stats.dropped_queue);
         self.inner.stats(stats)
     }
 
@@ -363,6 +374,8 @@ mod tests {
         m.capture_totals(10, 2, 0);
         m.capture_totals(7, 1, 0);
         m.capture_totals(12, 3, 1);
+        m.queue_dropped(6);
+        m.queue_dropped(4);
         let text = m.render();
         assert!(
             text.contains("wsinspect_capture_packets_total 12"),
@@ -374,6 +387,10 @@ mod tests {
         );
         assert!(
             text.contains("wsinspect_capture_dropped_packets_total{by=\"interface\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wsinspect_capture_dropped_packets_total{by=\"queue\"} 6"),
             "{text}"
         );
     }

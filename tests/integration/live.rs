@@ -1,7 +1,8 @@
 //! Live capture (feature `live`): real WebSocket peers on loopback while `wsinspect -i` runs,
 //! checked against the peers' own logs as the NDJSON lines arrive; stopping on signals; the `-w`
-//! file; the error lines. Capturing needs root or CAP_NET_RAW (CI runs as root) and the Node
-//! peers in samples/peers (`npm ci` there).
+//! file; the queue between capture and analysis and its drop counter; the error lines.
+//! Capturing needs root or CAP_NET_RAW (CI runs as root) and the Node peers in samples/peers
+//! (`npm ci` there).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -430,6 +431,17 @@ fn live_session(iface: &str, deflate: bool) -> u64 {
     assert_eq!(capture["live"], fin_fields);
     assert_eq!(fin["packets"], capture["packets"]);
     assert!(fin["received"].as_u64() >= fin["packets"].as_u64());
+    // A light load: the analysis keeps up and its queue drops nothing, on every stats line.
+    for s in &stats {
+        assert_eq!(s["dropped_queue"], 0, "{s}");
+    }
+    assert!(
+        err.contains(&format!(
+            "{} packets analysed",
+            fin["packets"].as_u64().expect("packets")
+        )) && err.contains(", 0 dropped by the analysis queue"),
+        "{err}"
+    );
     let end = lines
         .iter()
         .find(|l| l["event"] == "connection_end")
@@ -464,6 +476,174 @@ fn loopback_session_streams_as_it_happens_and_matches_the_peers() {
 fn any_interface_is_linux_cooked() {
     let lt = live_session("any", false);
     assert!(lt == 276 || lt == 113, "link type {lt}");
+}
+
+/// The packets of a pcap file.
+fn packets_in(path: &Path) -> u64 {
+    let mut reader = wsinspect::capture::CaptureReader::open(path).expect("a pcap file");
+    let mut n = 0;
+    while reader.next_packet().expect("a whole file").is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// A queue too small for any packet: the analysis gets none, every one is counted as dropped
+/// by the queue, and the `-w` file, written by the capture thread, still holds them all.
+#[test]
+fn a_full_queue_drops_and_counts_while_w_keeps_every_packet() {
+    let port = free_port();
+    let dir = temp_path(&format!("live-queue-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
+    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
+    let (ready, saved) = (dir.join("ready"), dir.join("saved.pcap"));
+    std::fs::write(&gate, b"open\n").expect("gate");
+    std::fs::write(&scenarios, scenario(&gate, false).to_string()).expect("scenario");
+    let filter = format!("tcp port {port}");
+    let saved_s = saved.to_str().expect("utf-8").to_owned();
+    let cap = Capture::start(&[
+        "-i",
+        "lo",
+        "--bpf",
+        &filter,
+        "--ndjson",
+        "--queue-size",
+        "1",
+        "-w",
+        &saved_s,
+        "--duration",
+        "60s",
+    ]);
+    let mut procs = Procs(Vec::new());
+    start_peers(
+        &mut procs,
+        &scenarios,
+        port,
+        [&client_log, &server_log],
+        &ready,
+    );
+    assert!(wait_exit(&mut procs.0[1], "client").success());
+    assert!(wait_exit(&mut procs.0[0], "server").success());
+    let (client, server) = (peer_log(&client_log), peer_log(&server_log));
+    // The capture thread has read the last packets once it is idle; give it that moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, lines, err) = cap.stop("INT");
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    let types: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(types, ["stats", "capture_end"], "nothing was analysed");
+    let fin = &lines[0];
+    assert_eq!(fin["packets"], 0);
+    assert_eq!(fin["bytes"], 0);
+    let dropped = fin["dropped_queue"].as_u64().expect("dropped_queue");
+    assert_eq!(
+        dropped,
+        packets_in(&saved),
+        "every packet captured was dropped"
+    );
+    assert!(
+        dropped >= 10,
+        "a WebSocket session is more packets than {dropped}"
+    );
+    assert_eq!(lines[1]["capture"]["live"]["dropped_queue"], dropped);
+    assert!(
+        err.contains(&format!("{dropped} dropped by the analysis queue")),
+        "{err}"
+    );
+
+    // What the queue dropped, the -w file has: the whole session, as the peers logged it.
+    let out = wsinspect(&[&saved_s, "--json", "--payloads", "full"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let conns = doc["connections"].as_array().expect("connections");
+    assert_eq!(conns.len(), 1);
+    let messages = conns[0]["messages"].as_array().expect("messages");
+    let sent = |side: &Value| side["sent"].as_array().expect("sent").len();
+    assert_eq!(messages.len(), sent(&client) + sent(&server));
+    assert_eq!(conns[0]["diagnosis"]["kind"], "clean_close");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A burst of tiny messages into a small queue, read while the analysis is busy: whatever the
+/// queue had to drop, every `stats` line adds up to what was captured, and the counters only
+/// grow.
+#[test]
+fn burst_into_a_small_queue_keeps_the_counts_whole() {
+    let port = free_port();
+    let dir = temp_path(&format!("live-burst-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (saved, events) = (dir.join("saved.pcap"), dir.join("events.ndjson"));
+    let filter = format!("tcp port {port}");
+    let saved_s = saved.to_str().expect("utf-8").to_owned();
+    let cap = Capture::start(&[
+        "-i",
+        "lo",
+        "--bpf",
+        &filter,
+        "--ndjson",
+        "--payloads",
+        "none",
+        // An event per message: too many lines to read back here, so they go to a file.
+        "-o",
+        events.to_str().expect("utf-8"),
+        "--queue-size",
+        "300000",
+        "--stats-interval",
+        "200ms",
+        "-w",
+        &saved_s,
+        "--duration",
+        "60s",
+    ]);
+    assert!(
+        sample("peers/node_modules/ws").is_dir(),
+        "the load generator needs the peers' library: run `npm ci` in samples/peers"
+    );
+    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/live-load.js");
+    let mut procs = Procs(vec![
+        Command::new("node")
+            .arg(generator)
+            .args(["--port", &port.to_string(), "--conns", "16", "--size", "64"])
+            .args(["--seconds", "2"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("node (install nodejs)"),
+    ]);
+    assert!(wait_exit(&mut procs.0[0], "the load generator").success());
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, err) = cap.stop("INT");
+    assert_eq!(status.code(), Some(0), "{err}");
+
+    let text = std::fs::read_to_string(&events).expect("events");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"stats\"") || l.contains("\"event\":\"capture_end\""))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let stats: Vec<&Value> = lines.iter().filter(|l| l["event"] == "stats").collect();
+    let n = |s: &Value, field: &str| s[field].as_u64().unwrap_or_else(|| panic!("{field}: {s}"));
+    let fin = *stats.last().expect("stats");
+    assert_eq!(fin["final"], true);
+    assert!(
+        stats.len() >= 3,
+        "periodic lines while the load ran: {}",
+        stats.len()
+    );
+    let captured = packets_in(&saved);
+    assert!(n(fin, "packets") > 0, "{fin}");
+    assert_eq!(
+        n(fin, "packets") + n(fin, "dropped_queue"),
+        captured,
+        "analysed + dropped by the queue = captured: {fin}"
+    );
+    for pair in stats.windows(2) {
+        for field in ["packets", "dropped_queue", "received", "dropped_kernel"] {
+            assert!(n(pair[0], field) <= n(pair[1], field), "{field}: {pair:?}");
+        }
+    }
+    let last = lines.last().expect("lines");
+    assert_eq!(last["capture"]["packets"], fin["packets"]);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Runs wsinspect with `args` and returns (status, stderr).
