@@ -944,46 +944,40 @@ impl Session {
             } => (header, None, lost, skipped),
             other => return self.decoder_signal(dir, ts, other, assembler, close_seen, ctx),
         };
-        {
-            {
-                let st = &mut self.stats[dir.index()];
-                st.frames += 1;
-                st.last_frame_ts = Some(ts);
-                if let (Some(conn), true) = (self.conn, ctx.cfg.frames) {
-                    ctx.out.push(Event::Frame(FrameEvent {
-                        conn,
-                        ts,
-                        dir,
-                        fin: header.fin,
-                        rsv: header.rsv,
-                        opcode: header.opcode,
-                        opcode_name: coding::opcode_name(header.opcode),
-                        masked: header.mask.is_some(),
-                        len: header.payload_len,
-                        lost,
-                    }));
-                }
-                if *close_seen && !header.is_control() {
-                    self.anomaly(
-                        ts,
-                        Some(dir),
-                        "data_after_close",
-                        format!(
-                            "{} frame after this side's close frame",
-                            coding::opcode_name(header.opcode)
-                        ),
-                        ctx,
-                    );
-                }
-                let mut to_event =
-                    |me: AssemblerEvent<'_>| self.assembler_event(dir, ts, me, close_seen, ctx);
-                match fe_payload {
-                    Some(payload) => {
-                        assembler.frame(&header, payload, lost, skipped, &mut to_event)
-                    }
-                    None => assembler.end(&header, lost, skipped, &mut to_event),
-                }
-            }
+        let st = &mut self.stats[dir.index()];
+        st.frames += 1;
+        st.last_frame_ts = Some(ts);
+        if let (Some(conn), true) = (self.conn, ctx.cfg.frames) {
+            ctx.out.push(Event::Frame(FrameEvent {
+                conn,
+                ts,
+                dir,
+                fin: header.fin,
+                rsv: header.rsv,
+                opcode: header.opcode,
+                opcode_name: coding::opcode_name(header.opcode),
+                masked: header.mask.is_some(),
+                len: header.payload_len,
+                lost,
+            }));
+        }
+        if *close_seen && !header.is_control() {
+            self.anomaly(
+                ts,
+                Some(dir),
+                "data_after_close",
+                format!(
+                    "{} frame after this side's close frame",
+                    coding::opcode_name(header.opcode)
+                ),
+                ctx,
+            );
+        }
+        let mut to_event =
+            |me: AssemblerEvent<'_>| self.assembler_event(dir, ts, me, close_seen, ctx);
+        match fe_payload {
+            Some(payload) => assembler.frame(&header, payload, lost, skipped, &mut to_event),
+            None => assembler.end(&header, lost, skipped, &mut to_event),
         }
     }
 
