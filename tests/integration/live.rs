@@ -275,6 +275,35 @@ fn count(lines: &[Value], event: &str) -> usize {
     lines.iter().filter(|l| l["event"] == event).count()
 }
 
+/// A live test's scratch directory, its port, and the files the ws peers read and write there.
+struct Scratch {
+    port: u16,
+    dir: PathBuf,
+    gate: PathBuf,
+    scenarios: PathBuf,
+    client_log: PathBuf,
+    server_log: PathBuf,
+    ready: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh directory named after `name` and a free port.
+    fn new(name: &str) -> Scratch {
+        let port = free_port();
+        let dir = temp_path(&format!("{name}-{port}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch {
+            port,
+            gate: dir.join("gate"),
+            scenarios: dir.join("scenario.json"),
+            client_log: dir.join("client.json"),
+            server_log: dir.join("server.json"),
+            ready: dir.join("ready"),
+            dir,
+        }
+    }
+}
+
 /// The scenario both peers run: messages both ways (one fragmented, one 64-bit length, a
 /// ping), then the client holds the connection open until `gate` exists, sends one more message
 /// and closes with 4000.
@@ -311,12 +340,16 @@ fn scenario(gate: &Path, deflate: bool) -> Value {
 /// Runs the scenario while `wsinspect -i IFACE` captures; checks every event against the
 /// peers' logs, and the `-w` file against the live output. Returns the capture's link type.
 fn live_session(iface: &str, deflate: bool) -> u64 {
-    let port = free_port();
-    let dir = temp_path(&format!("live-{iface}-{port}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
-    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
-    let (ready, saved) = (dir.join("ready"), dir.join("saved.pcap"));
+    let Scratch {
+        port,
+        dir,
+        gate,
+        scenarios,
+        client_log,
+        server_log,
+        ready,
+    } = Scratch::new(&format!("live-{iface}"));
+    let saved = dir.join("saved.pcap");
     std::fs::write(&scenarios, scenario(&gate, deflate).to_string()).expect("scenario");
 
     let filter = format!("tcp port {port}");
@@ -492,12 +525,16 @@ fn packets_in(path: &Path) -> u64 {
 /// by the queue, and the `-w` file, written by the capture thread, still holds them all.
 #[test]
 fn a_full_queue_drops_and_counts_while_w_keeps_every_packet() {
-    let port = free_port();
-    let dir = temp_path(&format!("live-queue-{port}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
-    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
-    let (ready, saved) = (dir.join("ready"), dir.join("saved.pcap"));
+    let Scratch {
+        port,
+        dir,
+        gate,
+        scenarios,
+        client_log,
+        server_log,
+        ready,
+    } = Scratch::new("live-queue");
+    let saved = dir.join("saved.pcap");
     std::fs::write(&gate, b"open\n").expect("gate");
     std::fs::write(&scenarios, scenario(&gate, false).to_string()).expect("scenario");
     let filter = format!("tcp port {port}");
@@ -930,12 +967,16 @@ fn prometheus_scrapes_the_counts_the_peers_logged() {
 /// after it started appears in it, still open, then ended; `q` stops the capture cleanly.
 #[test]
 fn terminal_ui_follows_a_live_capture() {
-    let port = free_port();
-    let dir = temp_path(&format!("live-tui-{port}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (gate, scenarios) = (dir.join("gate"), dir.join("scenario.json"));
-    let (client_log, server_log) = (dir.join("client.json"), dir.join("server.json"));
-    let (ready, exited) = (dir.join("ready"), dir.join("exited"));
+    let Scratch {
+        port,
+        dir,
+        gate,
+        scenarios,
+        client_log,
+        server_log,
+        ready,
+    } = Scratch::new("live-tui");
+    let exited = dir.join("exited");
     std::fs::write(&scenarios, scenario(&gate, false).to_string()).expect("scenario");
 
     let cmd = format!(
