@@ -146,16 +146,6 @@ impl Drop for Inflating {
 }
 
 impl Inflating {
-    /// Decoded bytes so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was decoded yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Nothing more of this message will be decoded (error, BFINAL, or the hard bound).
     fn done(&self) -> bool {
         self.failed.is_some() || self.ended || self.stopped
@@ -789,6 +779,27 @@ mod tests {
             assert_eq!(inflate_ok(&mut t, &st.send(&text(i))).0, text(i));
         }
         assert!(!a.holds_state() && !b.holds_state());
+    }
+
+    /// A direction released at its FIN holds no zlib state any more, and should bytes still
+    /// come, a message that refers back to earlier ones is refused, never decoded against a
+    /// window it no longer has.
+    #[test]
+    fn released_direction_holds_nothing_and_never_guesses() {
+        let m1 = b"The quick brown fox jumps over the lazy dog; 0123456789 unique-one".to_vec();
+        let mut m2 = m1.clone();
+        m2.extend_from_slice(b" again");
+        let mut s = Sender::new(true, 15);
+        let (c1, c2) = (s.send(&m1), s.send(&m2));
+        let mut a = Inflater::new(true);
+        assert_eq!(inflate_ok(&mut a, &c1).0, m1);
+        assert!(a.holds_state());
+        a.release();
+        assert!(!a.holds_state());
+        assert_eq!(
+            a.inflate(&c2, &mut Vec::new(), 1 << 20),
+            Err(InflateError::MissingHistory)
+        );
     }
 
     /// A pooled zlib state carries nothing of the direction that used it before: a message

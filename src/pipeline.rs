@@ -22,8 +22,9 @@ use crate::types::{ConnId, Ts};
 /// Capture time a connection closed by FIN or RST stays tracked, so that the packets which
 /// follow a close (a late RST, a retransmitted FIN) are still attributed to it.
 const CLOSE_LINGER_NS: i64 = 2_000_000_000;
-/// How often (capture time) closed and idle flows are looked for.
-const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+/// How often (capture time) closed and idle flows are looked for; a sharded run sweeps on the
+/// same clock so that its output is the same.
+pub(crate) const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 
 struct Flow {
     tcp: TcpConn,

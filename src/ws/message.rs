@@ -304,6 +304,17 @@ fn anomaly(out: &mut dyn FnMut(MessageEvent<'_>), kind: &'static str, detail: St
     out(MessageEvent::Anomaly { kind, detail });
 }
 
+/// Where a message's decoded bytes are when it is reported.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The frame itself: one uncompressed frame in one piece, lent uncopied.
+    Frame(&'a [u8]),
+    /// The thread's decoding buffer: one compressed frame in one piece.
+    Thread,
+    /// The direction's buffer, filled as the message arrived.
+    Kept,
+}
+
 /// The result of decoding a message's data.
 struct Decoded {
     status: MessageStatus,
@@ -664,12 +675,10 @@ impl MessageAssembler {
             history_reset: false,
             after: None,
         };
-        // The bytes `data` lends: the frame itself, the thread's buffer (one compressed frame),
-        // or what was kept as the message arrived.
-        let mut lent: Option<&[u8]> = None;
+        // Where `data` lends from: what was kept as the message arrived unless said otherwise.
+        let mut source = Source::Kept;
         let mut dec = DECODED.take();
         dec.clear();
-        let mut use_dec = false;
 
         if p.lost {
             self.forget_inflation(&mut p);
@@ -679,18 +688,16 @@ impl MessageAssembler {
         } else if !p.compressed {
             d.len = p.wire_len;
             if let Some(payload) = whole {
-                {
-                    let room = usize::try_from(max).unwrap_or(usize::MAX);
-                    let data = payload.get(..room.min(payload.len())).unwrap_or(&[]);
-                    if data.len() < payload.len() {
-                        p.cut = true;
-                    }
-                    p.plain.seen = data.len() as u64;
-                    if let Some(u) = p.plain.utf8.as_mut() {
-                        u.push(data);
-                    }
-                    lent = Some(data);
+                let room = usize::try_from(max).unwrap_or(usize::MAX);
+                let data = payload.get(..room.min(payload.len())).unwrap_or(&[]);
+                if data.len() < payload.len() {
+                    p.cut = true;
                 }
+                p.plain.seen = data.len() as u64;
+                if let Some(u) = p.plain.utf8.as_mut() {
+                    u.push(data);
+                }
+                source = Source::Frame(data);
             }
             d.status = if p.cut {
                 MessageStatus::Truncated
@@ -723,7 +730,7 @@ impl MessageAssembler {
                         // One frame, everything kept: inflated straight into the thread's
                         // buffer, then checked at once.
                         Some(w) if keep == usize::MAX => {
-                            use_dec = true;
+                            source = Source::Thread;
                             let mut to = Output::Append(&mut dec, max_out);
                             inf.feed_now(&mut run, w, &mut to);
                             let r = inf.end(run, &mut to);
@@ -735,7 +742,7 @@ impl MessageAssembler {
                         }
                         _ => {
                             let kept: &mut Vec<u8> = if whole.is_some() {
-                                use_dec = true;
+                                source = Source::Thread;
                                 &mut dec
                             } else {
                                 &mut self.buf
@@ -786,11 +793,11 @@ impl MessageAssembler {
         }
 
         let has_data = matches!(d.status, MessageStatus::Complete | MessageStatus::Truncated);
-        let data: &[u8] = match (has_data, lent) {
+        let data: &[u8] = match (has_data, source) {
             (false, _) => &[],
-            (true, Some(l)) => l,
-            (true, None) if use_dec => &dec,
-            (true, None) => &self.buf,
+            (true, Source::Frame(f)) => f,
+            (true, Source::Thread) => &dec,
+            (true, Source::Kept) => &self.buf,
         };
         let utf8_valid = match (p.opcode == opcode::TEXT, d.status, p.plain.utf8.as_ref()) {
             (true, MessageStatus::Complete, Some(u)) => Some(u.complete()),
