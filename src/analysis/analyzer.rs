@@ -3,7 +3,9 @@
 //! keeps it in a bounded history of recently ended connections so that the two legs of a
 //! proxied connection are linked whichever ends first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 use super::AnalysisOptions;
 use super::conn::ConnState;
@@ -20,6 +22,8 @@ const HISTORY: usize = 256;
 /// Turns events into diagnoses; see the module doc.
 pub struct Analyzer {
     opts: AnalysisOptions,
+    /// Connection ids come from the pipeline's counter, not from the input, so the fast hash
+    /// needs no protection against chosen keys (it is looked up for every event).
     open: HashMap<ConnId, ConnState>,
     ended: VecDeque<ConnState>,
 }
@@ -29,7 +33,7 @@ impl Analyzer {
     pub fn new(opts: AnalysisOptions) -> Analyzer {
         Analyzer {
             opts,
-            open: HashMap::new(),
+            open: HashMap::default(),
             ended: VecDeque::new(),
         }
     }

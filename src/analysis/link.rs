@@ -39,7 +39,8 @@ pub(super) fn find<'a>(
     st: &ConnState,
     others: impl Iterator<Item = &'a ConnState>,
 ) -> Option<Link> {
-    let mut best: Option<(i64, Link)> = None;
+    // Ties go to the lower id: `others` comes partly from a hash map, whose order is arbitrary.
+    let mut best: Option<((i64, ConnId), Link)> = None;
     for o in others.filter(|o| o.id != st.id) {
         let link = if legs_match(st, o) {
             Link {
@@ -57,8 +58,9 @@ pub(super) fn find<'a>(
             continue;
         };
         let dist = link.front.start().0.abs_diff(link.back.start().0) as i64;
-        if best.as_ref().is_none_or(|(b, _)| dist < *b) {
-            best = Some((dist, link));
+        let rank = (dist, o.id);
+        if best.as_ref().is_none_or(|(b, _)| rank < *b) {
+            best = Some((rank, link));
         }
     }
     best.map(|(_, l)| l)
