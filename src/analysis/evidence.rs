@@ -9,6 +9,7 @@ use super::facts::{Ending, ttl_mismatch};
 use super::phrases::{close_desc, secs};
 use super::rfc;
 use crate::diagnosis::{Heartbeat, Idle, Side, Violation};
+use crate::event::{ConnectionEnd, TcpMark};
 use crate::types::Dir;
 
 /// The upgrade's answer, or that there was none (or no handshake at all).
@@ -46,12 +47,26 @@ pub(super) fn close_frames(e: &Ending<'_>, ev: &mut Vec<String>) {
 /// Each FIN and RST with its TTL; gives the first whose TTL is unlike its sender's other
 /// packets, as a clause: something on the path sent it.
 pub(super) fn tcp_closes(e: &Ending<'_>, ev: &mut Vec<String>) -> Option<String> {
+    tcp_close_lines(e.end, &e.tcp_marks, ev)
+}
+
+/// [`tcp_closes`] for any ending: `marks` are its FINs and RSTs in time order (`true` for an
+/// RST). The TLS-level diagnosis words them the same way.
+pub(super) fn tcp_close_lines(
+    end: &ConnectionEnd,
+    marks: &[(&TcpMark, bool)],
+    ev: &mut Vec<String>,
+) -> Option<String> {
     let mut middlebox: Option<String> = None;
-    for (m, rst) in &e.tcp_marks {
+    for (m, rst) in marks {
         let what = if *rst { "RST" } else { "FIN" };
         let sender = Side::of(m.dir).name();
-        let mut s = format!("{what} from the {sender} at {} (ttl {}", e.rel(m.ts), m.ttl);
-        if let Some((lo, hi)) = ttl_mismatch(e.end, m) {
+        let mut s = format!(
+            "{what} from the {sender} at +{:.3} s (ttl {}",
+            m.ts.secs_since(end.start_ts),
+            m.ttl
+        );
+        if let Some((lo, hi)) = ttl_mismatch(end, m) {
             let range = if lo == hi {
                 lo.to_string()
             } else {

@@ -34,14 +34,7 @@ impl<'a> Ending<'a> {
     /// Gathers the facts of `end`.
     pub(super) fn new(end: &'a ConnectionEnd, st: &'a ConnState) -> Ending<'a> {
         let hs = end.handshake.as_ref();
-        let mut tcp_marks: Vec<(&TcpMark, bool)> = end
-            .tcp
-            .fin
-            .iter()
-            .map(|m| (m, false))
-            .chain(end.tcp.rst.iter().map(|m| (m, true)))
-            .collect();
-        tcp_marks.sort_by_key(|(m, _)| m.ts);
+        let tcp_marks = tcp_marks(end);
         let first_tcp = tcp_marks.first().copied();
         Ending {
             end,
@@ -65,6 +58,19 @@ impl<'a> Ending<'a> {
     pub(super) fn rel(&self, ts: Ts) -> String {
         format!("+{:.3} s", ts.secs_since(self.end.start_ts))
     }
+}
+
+/// The FINs and RSTs of `end` in time order, `true` for an RST.
+pub(super) fn tcp_marks(end: &ConnectionEnd) -> Vec<(&TcpMark, bool)> {
+    let mut marks: Vec<(&TcpMark, bool)> = end
+        .tcp
+        .fin
+        .iter()
+        .map(|m| (m, false))
+        .chain(end.tcp.rst.iter().map(|m| (m, true)))
+        .collect();
+    marks.sort_by_key(|(m, _)| m.ts);
+    marks
 }
 
 /// How the connection ended, and who ended it.

@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 
 use super::facts::TlsEnding;
-use crate::analysis::facts::ttl_mismatch;
+use crate::analysis::evidence::tcp_close_lines;
+use crate::analysis::facts::tcp_marks;
 use crate::analysis::phrases::secs;
-use crate::diagnosis::{Idle, Side};
+use crate::diagnosis::Idle;
 use crate::tls::TlsInfo;
 use crate::types::Dir;
 
@@ -58,29 +59,11 @@ pub(super) fn records(t: &TlsInfo, ev: &mut Vec<String>) {
     }
 }
 
-/// Each FIN, then each RST, with its TTL; gives the first whose TTL is unlike its sender's
-/// other packets, as a clause: something on the path sent it.
+/// Each FIN and RST in time order with its TTL, worded as for a ws:// connection; gives the
+/// first whose TTL is unlike its sender's other packets, as a clause: something on the path
+/// sent it.
 pub(super) fn tcp_closes(e: &TlsEnding<'_>, ev: &mut Vec<String>) -> Option<String> {
-    let tcp = &e.end.tcp;
-    let mut middlebox: Option<String> = None;
-    let fins = tcp.fin.iter().map(|m| (m, "FIN"));
-    for (m, what) in fins.chain(tcp.rst.iter().map(|m| (m, "RST"))) {
-        let sender = Side::of(m.dir).name();
-        let mut s = format!("{what} from the {sender} at {} (ttl {}", e.rel(m.ts), m.ttl);
-        if let Some((lo, hi)) = ttl_mismatch(e.end, m) {
-            let _ = write!(s, "; the {sender}'s other packets have ttl {lo}-{hi}");
-            middlebox.get_or_insert_with(|| {
-                format!(
-                    "{what} toward the {} has ttl {} but the {sender}'s packets have ttl {lo}-{hi}",
-                    Side::of(m.dir).other().name(),
-                    m.ttl
-                )
-            });
-        }
-        s.push(')');
-        ev.push(s);
-    }
-    middlebox
+    tcp_close_lines(e.end, &tcp_marks(e.end), ev)
 }
 
 /// The last application-data record each way, and how long before the end.

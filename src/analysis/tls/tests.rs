@@ -139,9 +139,18 @@ fn tls_level_a_reset_with_a_foreign_ttl_is_a_middlebox() {
     );
     assert!(
         d.verdict
-            .contains("has ttl 50 but the server's packets have ttl 64-64"),
+            .contains("has ttl 50 but the server's packets have ttl 64"),
         "{}",
         d.verdict
+    );
+    // One TTL is not a range, and the evidence is worded as for a ws:// connection.
+    assert!(!d.verdict.contains("64-64"), "{}", d.verdict);
+    assert!(
+        d.evidence
+            .iter()
+            .any(|l| l.ends_with("(ttl 50; the server's other packets have ttl 64)")),
+        "{:?}",
+        d.evidence
     );
     assert_eq!(d.client_observed_code, Some(1006));
 }
