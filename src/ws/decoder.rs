@@ -22,7 +22,8 @@
 //! A gap reaching past the frame's end (or hitting a header) loses the framing: `Desync` is
 //! reported and the decoder searches the following bytes for a position where a plausible header
 //! starts (defined opcode, RSV2 = RSV3 = 0, masked iff client-to-server, control frames FIN and
-//! ≤ 125 bytes, minimal length encoding) *and* either a plausible header follows that frame or
+//! ≤ 125 bytes, minimal length encoding, not an empty non-final continuation frame, which is what
+//! a run of zero bytes reads as) *and* either a plausible header follows that frame or
 //! the pushed data ends exactly at its end. Then `Resync` reports the bytes discarded.
 //!
 //! # Anomaly kinds
@@ -509,7 +510,12 @@ impl FrameDecoder {
     }
 
     fn plausible(&self, h: &FrameHeader) -> bool {
-        opcode::is_defined(h.opcode)
+        // An empty non-final continuation frame is legal but carries nothing, and two zero
+        // bytes (unmasked) read as one: counting it would let a run of zeros in a lost frame's
+        // payload pass for framing.
+        let empty_fragment = h.opcode == opcode::CONTINUATION && !h.fin && h.payload_len == 0;
+        !empty_fragment
+            && opcode::is_defined(h.opcode)
             && h.rsv & 0b011 == 0
             && h.mask.is_some() == self.expect_masked()
             && (!h.is_control() || (h.fin && h.payload_len <= 125))
@@ -930,6 +936,29 @@ mod tests {
         chunk.extend(&f);
         let v = run(&mut dec, &[&chunk]);
         assert_eq!(v, vec![Ev::Resync(3), data_frame(1, b"whole frame", None)]);
+    }
+
+    #[test]
+    fn resync_skips_runs_of_zero_bytes() {
+        // Zero bytes read as empty non-final continuation frames (`00 00`), each followed by
+        // another: a run of them inside a lost frame's payload must not pass for framing.
+        let mut dec = FrameDecoder::new(false, &Limits::default());
+        dec.start_mid_stream();
+        let f = frame(opcode::TEXT, true, b"after", None);
+        let mut chunk = vec![0u8; 64];
+        chunk.extend([0xcd; 10]);
+        chunk.extend(&f);
+        let v = run(&mut dec, &[&chunk]);
+        assert_eq!(v, vec![Ev::Resync(74), data_frame(1, b"after", None)]);
+        // An empty final continuation frame (how some senders end a fragmented message) is
+        // still a boundary to resynchronise on.
+        let mut dec = FrameDecoder::new(false, &Limits::default());
+        dec.start_mid_stream();
+        let mut chunk = vec![0xcd, 0xcd, 0x80, 0x00];
+        chunk.extend(&f);
+        let v = run(&mut dec, &[&chunk]);
+        assert_eq!(v[0], Ev::Resync(2));
+        assert_eq!(v.last(), Some(&data_frame(1, b"after", None)));
     }
 
     #[test]
