@@ -50,8 +50,10 @@ use crate::tcp::FlowKey;
 use crate::types::{ConnId, Ts};
 
 /// Capture bytes per epoch: enough work per batch that handing batches around costs nothing
-/// measurable, little enough that the epochs in flight hold a few megabytes.
-pub const EPOCH_BYTES: usize = 1 << 20;
+/// measurable, little enough that the epochs in flight hold a few megabytes. Half a MiB instead
+/// of 1 MiB took the 1 GB text summary with two threads from 75 to 69 MB of peak RSS for the
+/// same CPU time (median of 5).
+pub const EPOCH_BYTES: usize = 512 << 10;
 /// Packets per epoch at most (small packets).
 const EPOCH_PACKETS: usize = 8192;
 /// Epochs handed out and not yet merged: lets workers run ahead of the merge while one of them
