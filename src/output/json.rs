@@ -421,6 +421,7 @@ pub struct JsonSink<W: Write> {
     spool: Spool,
     /// Records moved to the spool during the run.
     spooled: u64,
+    /// Framed records on their way to a chain, and one record's JSON: kept for their buffers.
     staging: Vec<u8>,
     scratch: Vec<u8>,
     /// `(held, connection)` while choosing what to spool; kept for its buffer.
@@ -522,6 +523,8 @@ impl<W: Write> JsonSink<W> {
         };
         self.held -= p.held;
         p.held = 0;
+        // Left over only if an earlier spooling failed half way: not this chain's bytes.
+        self.staging.clear();
         let mut w = ChainWriter {
             spool: &mut self.spool,
             chain: &mut p.spooled,
