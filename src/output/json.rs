@@ -14,8 +14,8 @@
 //! plus its strings). Past the cap, the connections holding the most move their records to a
 //! temporary file ([`super::spool`]) until a quarter of the cap is free again; what comes later
 //! waits in memory until the next time. Memory thus follows the cap and the connections open,
-//! the file follows the records of open connections that were moved; neither follows the size
-//! of the capture.
+//! not the size of the capture; the file follows the records of open connections that were
+//! moved (for a connection open through the whole capture, its share of the document).
 //!
 //! The document is the same byte for byte whatever was moved. A moved record is stored as the
 //! exact JSON text serde_json writes for it at its place in the document (under `--pretty`,
