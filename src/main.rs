@@ -212,6 +212,12 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_held_payload_bytes, help_heading = "Limits")]
     max_held_payload_bytes: u64,
 
+    /// Bytes of messages, frames, pings and anomalies the JSON document holds in memory for
+    /// connections still open; beyond, they wait in a temporary file (in TMPDIR) until their
+    /// connection is written. The document is the same either way.
+    #[arg(long, value_name = "BYTES", default_value_t = wsinspect::output::json::DEFAULT_MEMORY_CAP, help_heading = "Limits")]
+    json_memory: u64,
+
     /// Threads analysing a capture file; connections are shared out between them and the output
     /// is the same as with one [default: the number of cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Performance")]
@@ -546,7 +552,7 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     };
     let summary = if cli.json {
         run.drive(SelectSink::new(
-            JsonSink::new(out, cli.frames, cli.pretty),
+            JsonSink::with_memory(out, cli.frames, cli.pretty, cli.json_memory),
             sel,
         ))
     } else if cli.ndjson {
@@ -769,7 +775,10 @@ fn live(cli: &Cli) -> Result<CaptureSummary> {
     };
     let summary = if cli.json {
         let out = BufWriter::with_capacity(1 << 16, out);
-        let sink = SelectSink::new(JsonSink::new(out, cli.frames, cli.pretty), sel);
+        let sink = SelectSink::new(
+            JsonSink::with_memory(out, cli.frames, cli.pretty, cli.json_memory),
+            sel,
+        );
         live_into(&mut cap, &run, cfg, analysis, sink, metrics)?
     } else if cli.ndjson {
         // Flushed whenever every waiting packet has been read (and every 50 ms under load), so

@@ -7,6 +7,7 @@ pub mod json;
 pub mod metrics;
 pub mod ndjson;
 pub mod select;
+pub mod spool;
 pub mod text;
 
 /// The version of the JSON and NDJSON formats; bumped on any incompatible change.

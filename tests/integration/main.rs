@@ -7,6 +7,7 @@ mod cli_ux;
 mod corpus;
 mod diagnosis;
 mod hostile;
+mod json_spool;
 #[cfg(feature = "live")]
 mod live;
 mod metrics;
