@@ -226,6 +226,10 @@ pub struct PingEvent {
     pub ping_id: u32,
 }
 
+/// Unanswered pings a direction keeps for matching: a pong's `ping_id` names one of the last
+/// this many unanswered pings of the other side; older ones stay unanswered.
+pub const MAX_PENDING_PINGS: usize = 64;
+
 /// See [`Event::Pong`].
 #[derive(Clone, Debug, Serialize)]
 pub struct PongEvent {

@@ -18,8 +18,8 @@ use base64::Engine as _;
 use crate::config::{Config, PayloadMode};
 use crate::event::{
     AnomalyEvent, CloseEvent, ConnectionEnd, ConnectionOpen, DirStats, Event, FrameEvent, GapEvent,
-    GapMark, Handshake, HandshakeEvent, MessageEvent, PayloadEncoding, PingEvent, PongEvent,
-    TcpEvent, TcpMark, TcpSummary, TtlRange,
+    GapMark, Handshake, HandshakeEvent, MAX_PENDING_PINGS, MessageEvent, PayloadEncoding,
+    PingEvent, PongEvent, TcpEvent, TcpMark, TcpSummary, TtlRange,
 };
 use crate::http::{self, BodyFraming, BodySkipper, Parsed, Request, Response};
 use crate::tcp::{StreamEvent, TcpStats};
@@ -32,8 +32,6 @@ use crate::ws::message::{
     DeflateDir, MessageAssembler, MessageEvent as AssemblerEvent, MessageStatus,
 };
 
-/// Pending pings kept per direction; older ones are dropped (and stay unanswered) beyond this.
-const MAX_PENDING_PINGS: usize = 64;
 /// Chunks per direction examined for mid-stream frames before a flow is declared not WebSocket.
 const MIDSTREAM_ATTEMPTS: u8 = 8;
 

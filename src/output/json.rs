@@ -33,8 +33,8 @@ use serde_json::value::RawValue;
 
 use crate::diagnosis::Diagnosis;
 use crate::event::{
-    AnomalyEvent, CloseEvent, ConnectionEnd, DirStats, Event, FrameEvent, Handshake, MessageEvent,
-    PingEvent, PongEvent, TcpSummary,
+    AnomalyEvent, CloseEvent, ConnectionEnd, DirStats, Event, FrameEvent, Handshake,
+    MAX_PENDING_PINGS, MessageEvent, PingEvent, PongEvent, TcpSummary,
 };
 use crate::output::SCHEMA_VERSION;
 use crate::output::escape::C1Escaping;
@@ -60,11 +60,11 @@ pub struct PingRecord {
     pub rtt_ms: Option<f64>,
 }
 
-/// The pings of one direction a pong may still answer. The session matches a pong only against
-/// the last 64 unanswered pings of the other side (`MAX_PENDING_PINGS` in `session.rs`), so
-/// keeping as many here, dropped and removed as the session does, finds every ping it can name;
-/// older pings are final and can sit in the spool as they are.
-const ANSWERABLE_PINGS: usize = 64;
+/// The pings of one direction a pong may still answer. A pong only ever names one of the last
+/// [`MAX_PENDING_PINGS`] unanswered pings of the other side, so keeping as many here, dropped
+/// and removed as the session does, finds every ping it can name; older pings are final and can
+/// sit in the spool as they are.
+const ANSWERABLE_PINGS: usize = MAX_PENDING_PINGS;
 
 /// Which list of its connection a spooled record belongs to: the first byte of its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
