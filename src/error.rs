@@ -19,7 +19,13 @@ pub enum Error {
     },
     /// Reading failed part way (not a clean truncation).
     #[error("read error: {0}")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
+    /// Writing the output failed (a full disk, say). Not `Io`, which would call it a read error.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+    /// A worker thread of `--threads` could not be started, or stopped early.
+    #[error("worker thread: {0}")]
+    Thread(#[source] io::Error),
     /// The bytes are neither pcap nor pcapng (nor a gzip of either).
     #[error("not a pcap or pcapng capture: {0}")]
     NotACapture(String),

@@ -165,7 +165,8 @@ pub fn run_observed<S: EventSink>(
             let cfg = shard_cfg.clone();
             std::thread::Builder::new()
                 .name(format!("wsinspect-worker-{i}"))
-                .spawn_scoped(scope, move || worker(cfg, holds_payloads, &rx, &back_tx))?;
+                .spawn_scoped(scope, move || worker(cfg, holds_payloads, &rx, &back_tx))
+                .map_err(Error::Thread)?;
             to.push(tx);
             from.push(back_rx);
         }
@@ -268,7 +269,7 @@ struct Counts {
 }
 
 fn stopped() -> Error {
-    Error::Io(io::Error::other("a worker thread stopped"))
+    Error::Thread(io::Error::other("a worker thread stopped"))
 }
 
 impl<S: EventSink> Coordinator<S> {
@@ -374,7 +375,7 @@ impl<S: EventSink> Coordinator<S> {
             skipped,
             ..worker_summary
         };
-        self.sink.finish(&capture)?;
+        self.sink.finish(&capture).map_err(Error::Output)?;
         let (sink, diagnosis) = self.sink.into_parts();
         capture.diagnosis = Some(diagnosis);
         Ok((sink, capture))
@@ -411,7 +412,7 @@ impl<S: EventSink> Coordinator<S> {
         for rx in &self.from {
             match rx.recv().map_err(|_| stopped())? {
                 FromWorker::Epoch(b) => batches.push(b),
-                FromWorker::Failed(e) => return Err(e.into()),
+                FromWorker::Failed(e) => return Err(Error::Output(e)),
                 FromWorker::Finished(..) => return Err(stopped()),
             }
         }
@@ -420,7 +421,7 @@ impl<S: EventSink> Coordinator<S> {
             .iter_mut()
             .map(|b| std::mem::take(&mut b.events))
             .collect();
-        self.merge(&mut streams)?;
+        self.merge(&mut streams).map_err(Error::Output)?;
         for (mut b, events) in batches.into_iter().zip(streams) {
             b.clear();
             b.events = events;
@@ -445,11 +446,11 @@ impl<S: EventSink> Coordinator<S> {
                     total.connections += s.connections;
                     total.flows_evicted += s.flows_evicted;
                 }
-                FromWorker::Failed(e) => return Err(e.into()),
+                FromWorker::Failed(e) => return Err(Error::Output(e)),
                 FromWorker::Epoch(_) => return Err(stopped()),
             }
         }
-        self.merge(&mut streams)?;
+        self.merge(&mut streams).map_err(Error::Output)?;
         Ok(total)
     }
 

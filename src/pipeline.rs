@@ -432,7 +432,7 @@ pub fn run_observed<S: EventSink>(
             secrets.clear();
         }
         let Some(pkt) = pkt else { break };
-        pipeline.packet(&pkt)?;
+        pipeline.packet(&pkt).map_err(Error::Output)?;
         packets += 1;
         if packets.is_multiple_of(PROGRESS_EVERY) {
             observe(Progress {
@@ -460,7 +460,7 @@ pub fn run_observed<S: EventSink>(
     // Packets on unsupported interfaces never reach the pipeline but are part of the file.
     capture.packets = reader.skipped_packets();
     capture.skipped.unsupported_link = reader.skipped_packets();
-    let (sink, mut capture) = pipeline.finish(capture)?;
+    let (sink, mut capture) = pipeline.finish(capture).map_err(Error::Output)?;
     let (sink, diagnosis) = sink.into_parts();
     capture.diagnosis = Some(diagnosis);
     Ok((sink, capture))

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::util::{corpus, temp_path, wsinspect};
+use crate::util::{corpus, sample, temp_path, wsinspect};
 
 #[test]
 fn missing_file_is_one_line_and_exit_2() {
@@ -183,4 +183,27 @@ fn payloads_none_and_frames_flag() {
         frames["connections"][0]["frames"].as_array().unwrap().len(),
         7
     );
+}
+
+#[test]
+fn a_full_disk_is_an_output_error_not_a_read_error() {
+    use std::process::{Command, Stdio};
+    let path = sample("node-deflate-takeover.pcap");
+    for threads in ["1", "2"] {
+        for mode in ["--json", "--ndjson", "--no-tui"] {
+            // Linux's always-full device: every write fails with ENOSPC.
+            let full = std::fs::File::create("/dev/full").unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_wsinspect"))
+                .args([path.to_str().unwrap(), mode, "--threads", threads])
+                .stdout(Stdio::from(full))
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{mode} {threads}: {err}");
+            assert!(
+                err.contains("cannot write the output") && !err.contains("read error"),
+                "{mode} {threads}: {err}"
+            );
+        }
+    }
 }
