@@ -20,13 +20,6 @@ const NIL: usize = usize::MAX;
 struct Node<T> {
     key: FlowKey,
     value: T,
-}
-
-/// A slot's place in the activity list, apart from its flow: the list is walked and relinked on
-/// every packet, and kept in its own small array it stays in cache, where links stored after a
-/// large flow value would cost a cache miss per neighbour.
-#[derive(Clone, Copy)]
-struct Link {
     /// Latest activity time seen (never moves back, even if the capture's clock does).
     last: Ts,
     /// Insertion counter, for the drain order.
@@ -36,19 +29,10 @@ struct Link {
     next: usize,
 }
 
-const UNLINKED: Link = Link {
-    last: Ts(0),
-    order: 0,
-    prev: NIL,
-    next: NIL,
-};
-
 /// A bounded map of flows with least-recently-active eviction.
 pub struct FlowTable<T> {
     index: HashMap<FlowKey, usize, RandomState>,
     slots: Vec<Option<Node<T>>>,
-    /// `links[i]` belongs to `slots[i]`.
-    links: Vec<Link>,
     free: Vec<usize>,
     /// Least recently active flow.
     head: usize,
@@ -64,7 +48,6 @@ impl<T> FlowTable<T> {
         FlowTable {
             index: HashMap::with_hasher(RandomState::default()),
             slots: Vec::new(),
-            links: Vec::new(),
             free: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -81,12 +64,9 @@ impl<T> FlowTable<T> {
             self.unlink(i);
             self.push_back(i);
         }
-        let link = self.links.get_mut(i)?;
-        link.last = link.last.max(now);
-        self.slots
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .map(|n| &mut n.value)
+        let node = self.node_mut(i)?;
+        node.last = node.last.max(now);
+        Some(&mut node.value)
     }
 
     /// Adds a flow. When the table is full, returns the flows evicted to make room (least
@@ -104,11 +84,13 @@ impl<T> FlowTable<T> {
                 None => break,
             }
         }
-        let node = Node { key, value };
-        let link = Link {
+        let node = Node {
+            key,
+            value,
             last: now,
             order: self.inserted,
-            ..UNLINKED
+            prev: NIL,
+            next: NIL,
         };
         self.inserted = self.inserted.wrapping_add(1);
         let i = match self.free.pop() {
@@ -116,14 +98,10 @@ impl<T> FlowTable<T> {
                 if let Some(slot) = self.slots.get_mut(i) {
                     *slot = Some(node);
                 }
-                if let Some(l) = self.links.get_mut(i) {
-                    *l = link;
-                }
                 i
             }
             None => {
                 self.slots.push(Some(node));
-                self.links.push(link);
                 self.slots.len() - 1
             }
         };
@@ -145,8 +123,8 @@ impl<T> FlowTable<T> {
     pub fn expire(&mut self, now: Ts, idle_ns: i64) -> Vec<(FlowKey, T)> {
         let cutoff = now.0.saturating_sub(idle_ns);
         let mut expired = Vec::new();
-        while let Some(link) = self.links.get(self.head) {
-            if link.last.0 >= cutoff {
+        while let Some(node) = self.slots.get(self.head).and_then(Option::as_ref) {
+            if node.last.0 >= cutoff {
                 break;
             }
             match self.pop_head() {
@@ -159,18 +137,13 @@ impl<T> FlowTable<T> {
 
     /// Removes and returns every flow, in order of first insertion.
     pub fn drain(&mut self) -> Vec<(FlowKey, T)> {
-        let mut nodes: Vec<(u64, Node<T>)> = self
-            .slots
-            .drain(..)
-            .zip(self.links.drain(..))
-            .filter_map(|(n, l)| Some((l.order, n?)))
-            .collect();
-        nodes.sort_unstable_by_key(|(order, _)| *order);
+        let mut nodes: Vec<Node<T>> = self.slots.drain(..).flatten().collect();
+        nodes.sort_unstable_by_key(|n| n.order);
         self.index.clear();
         self.free.clear();
         self.head = NIL;
         self.tail = NIL;
-        nodes.into_iter().map(|(_, n)| (n.key, n.value)).collect()
+        nodes.into_iter().map(|n| (n.key, n.value)).collect()
     }
 
     /// Flows tracked now.
@@ -181,6 +154,10 @@ impl<T> FlowTable<T> {
     /// Whether no flow is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn node_mut(&mut self, i: usize) -> Option<&mut Node<T>> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
     }
 
     /// Takes node `i` out of the list and the slab (not the index).
@@ -199,13 +176,11 @@ impl<T> FlowTable<T> {
     }
 
     fn unlink(&mut self, i: usize) {
-        let Some(link) = self.links.get_mut(i) else {
-            return;
-        };
-        let (prev, next) = (link.prev, link.next);
-        link.prev = NIL;
-        link.next = NIL;
-        match self.links.get_mut(prev) {
+        let Some(node) = self.node_mut(i) else { return };
+        let (prev, next) = (node.prev, node.next);
+        node.prev = NIL;
+        node.next = NIL;
+        match self.node_mut(prev) {
             Some(p) => p.next = next,
             None => {
                 if self.head == i {
@@ -213,7 +188,7 @@ impl<T> FlowTable<T> {
                 }
             }
         }
-        match self.links.get_mut(next) {
+        match self.node_mut(next) {
             Some(n) => n.prev = prev,
             None => {
                 if self.tail == i {
@@ -225,12 +200,10 @@ impl<T> FlowTable<T> {
 
     fn push_back(&mut self, i: usize) {
         let old_tail = self.tail;
-        let Some(link) = self.links.get_mut(i) else {
-            return;
-        };
-        link.prev = old_tail;
-        link.next = NIL;
-        match self.links.get_mut(old_tail) {
+        let Some(node) = self.node_mut(i) else { return };
+        node.prev = old_tail;
+        node.next = NIL;
+        match self.node_mut(old_tail) {
             Some(t) => t.next = i,
             None => self.head = i,
         }
