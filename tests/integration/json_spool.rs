@@ -8,15 +8,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use wsinspect::analysis::AnalysisOptions;
-use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, PayloadMode};
 use wsinspect::event::Event;
 use wsinspect::output::json::{DEFAULT_MEMORY_CAP, JsonSink};
-use wsinspect::parallel;
 use wsinspect::sink::{CaptureSummary, EventSink};
 
-use crate::util::{corpus, sample, wsinspect};
+use crate::util::{corpus, run_sharded, sample, wsinspect};
 
 /// A JSON sink whose held bytes are checked against its cap after every event.
 struct Watched<W: Write> {
@@ -51,8 +48,6 @@ struct Run {
 }
 
 fn run(path: &Path, cfg: &Config, pretty: bool, cap: u64, threads: usize) -> Run {
-    let mut reader =
-        CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut doc = Vec::new();
     let sink = Watched {
         inner: JsonSink::with_memory(&mut doc, cfg.frames, pretty, cap),
@@ -60,16 +55,7 @@ fn run(path: &Path, cfg: &Config, pretty: bool, cap: u64, threads: usize) -> Run
         peak_held: 0,
         peak_disk: 0,
     };
-    let (sink, _) = parallel::run_observed(
-        &mut reader,
-        &path.display().to_string(),
-        cfg.clone(),
-        AnalysisOptions::default(),
-        sink,
-        threads,
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let sink = run_sharded(path, cfg, threads, sink);
     let (spooled, disk_at_end) = (sink.inner.spooled_records(), sink.inner.spool_disk_bytes());
     Run {
         spooled,

@@ -6,47 +6,27 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use wsinspect::analysis::AnalysisOptions;
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, PayloadMode};
 use wsinspect::output::json::JsonSink;
 use wsinspect::output::ndjson::NdjsonSink;
 use wsinspect::output::select::{SelectSink, Selection};
 use wsinspect::output::text::TextSink;
-use wsinspect::parallel;
 use wsinspect::query::Query;
-use wsinspect::sink::EventSink;
 
-use crate::util::{corpus, sample, temp_path, wsinspect};
-
-/// Runs `path` with `threads` workers into `sink`, returning what it wrote.
-fn run<S: EventSink>(path: &Path, cfg: &Config, threads: usize, sink: S) -> S {
-    let mut reader =
-        CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (sink, _) = parallel::run_observed(
-        &mut reader,
-        &path.display().to_string(),
-        cfg.clone(),
-        AnalysisOptions::default(),
-        sink,
-        threads,
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    sink
-}
+use crate::util::{corpus, run_sharded, sample, temp_path, wsinspect};
 
 /// Text summary, JSON document and NDJSON stream of a run.
 fn outputs(path: &Path, cfg: &Config, threads: usize) -> [Vec<u8>; 3] {
     let (mut text, mut json, mut ndjson) = (Vec::new(), Vec::new(), Vec::new());
-    run(path, cfg, threads, TextSink::with_color(&mut text, false));
-    run(
+    run_sharded(path, cfg, threads, TextSink::with_color(&mut text, false));
+    run_sharded(
         path,
         cfg,
         threads,
         JsonSink::new(&mut json, cfg.frames, true),
     );
-    run(path, cfg, threads, NdjsonSink::new(&mut ndjson, false));
+    run_sharded(path, cfg, threads, NdjsonSink::new(&mut ndjson, false));
     [text, json, ndjson]
 }
 
@@ -242,7 +222,7 @@ fn concurrent_connections_over_many_workers_give_the_same_output() {
                 ..Selection::default()
             };
             let mut out = Vec::new();
-            run(
+            run_sharded(
                 &path,
                 &cfg,
                 threads,

@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use wsinspect::analysis::AnalysisOptions;
 use wsinspect::capture::CaptureReader;
 use wsinspect::config::{Config, PayloadMode};
 use wsinspect::output::json::JsonSink;
+use wsinspect::parallel;
 use wsinspect::pipeline;
+use wsinspect::sink::EventSink;
 
 /// A file of the public corpus, which sits beside the repository.
 pub fn corpus(rel: &str) -> PathBuf {
@@ -233,4 +236,21 @@ impl Drop for Tmux {
 /// `s` quoted for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs `path` with `threads` workers into `sink`, returning what it wrote.
+pub fn run_sharded<S: EventSink>(path: &Path, cfg: &Config, threads: usize, sink: S) -> S {
+    let mut reader =
+        CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (sink, _) = parallel::run_observed(
+        &mut reader,
+        &path.display().to_string(),
+        cfg.clone(),
+        AnalysisOptions::default(),
+        sink,
+        threads,
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    sink
 }
