@@ -222,7 +222,8 @@ pub struct PingEvent {
     pub dir: Dir,
     /// Payload length.
     pub len: u64,
-    /// Ping number within the connection, from 1; pongs refer to it.
+    /// Ping number within the connection, from 1; pongs refer to it. After `u32::MAX - 1` it
+    /// starts again at 1 (never `u32::MAX`), so it is unique among the pings a pong can answer.
     pub ping_id: u32,
 }
 

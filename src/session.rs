@@ -1124,7 +1124,7 @@ impl Session {
             opcode::PING => {
                 self.stats[dir.index()].pings += 1;
                 let id = self.next_ping_id;
-                self.next_ping_id = self.next_ping_id.saturating_add(1);
+                self.next_ping_id = next_ping_id(id);
                 let q = &mut self.pings[dir.index()];
                 if q.len() >= MAX_PENDING_PINGS {
                     q.pop_front();
@@ -1556,9 +1556,24 @@ fn full_payload(data: &[u8], text: bool) -> (String, PayloadEncoding) {
     )
 }
 
+/// The ping id after `id`: 1, 2, … up to `u32::MAX - 1`, then 1 again. Ids stay unique among
+/// the pings a pong can still answer (a few dozen), and `u32::MAX` is left free for sinks that
+/// need a "no ping" value.
+fn next_ping_id(id: u32) -> u32 {
+    if id >= u32::MAX - 1 { 1 } else { id + 1 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ping_ids_wrap_to_one_and_never_take_the_last_value() {
+        assert_eq!(next_ping_id(1), 2);
+        assert_eq!(next_ping_id(u32::MAX - 2), u32::MAX - 1);
+        assert_eq!(next_ping_id(u32::MAX - 1), 1);
+        assert_eq!(next_ping_id(u32::MAX), 1);
+    }
 
     #[test]
     fn previews_cut_binary_as_hex_and_text_at_a_character_boundary() {

@@ -172,24 +172,16 @@ struct Pending {
     spooled_counts: [u64; Kind::ALL.len()],
     /// Pings a pong may still answer, by the direction of the ping: (`ping_id`, place).
     answerable: [VecDeque<(u32, PingPlace)>; 2],
-    /// Ping ids stop at `u32::MAX` (they saturate in `session.rs`); a pong naming it has
-    /// always completed the first ping given that id.
-    first_saturated: Option<PingPlace>,
 }
 
 impl Pending {
     /// The ping a pong sent in `dir` answers, no longer answerable after this.
     fn answered(&mut self, dir: Dir, id: u32) -> Option<PingPlace> {
         let q = &mut self.answerable[dir.flip().index()];
-        let found = q
-            .iter()
+        q.iter()
             .position(|&(i, _)| i == id)
             .and_then(|at| q.remove(at))
-            .map(|(_, place)| place);
-        if id == u32::MAX {
-            return self.first_saturated;
-        }
-        found
+            .map(|(_, place)| place)
     }
 
     /// Completes the ping at `place` with its pong.
@@ -569,9 +561,6 @@ impl<W: Write> JsonSink<W> {
             .iter_mut()
             .flatten()
             .for_each(|(_, place)| moved(place));
-        if let Some(place) = &mut p.first_saturated {
-            moved(place);
-        }
         for (total, n) in p.spooled_counts.iter_mut().zip(counts) {
             *total += n;
             self.spooled += n;
@@ -688,9 +677,6 @@ impl<W: Write> EventSink for JsonSink<W> {
                     q.pop_front();
                 }
                 q.push_back((ping_id, place));
-                if ping_id == u32::MAX && p.first_saturated.is_none() {
-                    p.first_saturated = Some(place);
-                }
                 p.pings.push(PingRecord {
                     ts,
                     dir,
@@ -781,9 +767,8 @@ mod tests {
 
     /// Two connections' events as the session gives them: pongs answer one of the last
     /// unanswered pings of the other side, far more than 64 pings stay unanswered (so the
-    /// oldest are forgotten), pongs answer nothing, messages and anomalies come between, and
-    /// ping ids run out at `u32::MAX`. Also the `pong_ts` each ping of connection 1 must end
-    /// with, in order.
+    /// oldest are forgotten), pongs answer nothing, and messages and anomalies come between.
+    /// Also the `pong_ts` each ping of connection 1 must end with, in order.
     fn ping_traffic() -> (Vec<Event>, Vec<Option<f64>>) {
         let mut evs = Vec::new();
         let mut want = Vec::new();
@@ -870,30 +855,6 @@ mod tests {
                 evs.push(end(2, t));
             }
         }
-        // Ids saturate: every later ping has the last one, and a pong naming it has always
-        // completed the first ping given it.
-        for _ in 0..2 {
-            t += 1;
-            evs.push(Event::Ping(PingEvent {
-                conn: 1,
-                ts: ts(t),
-                dir: Dir::C2s,
-                len: 0,
-                ping_id: u32::MAX,
-            }));
-            want.push(None);
-        }
-        t += 1;
-        evs.push(Event::Pong(PongEvent {
-            conn: 1,
-            ts: ts(t),
-            dir: Dir::S2c,
-            len: 0,
-            ping_id: Some(u32::MAX),
-            rtt_ms: Some(2.5),
-        }));
-        let first = want.len() - 2;
-        want[first] = Some(t as f64);
         evs.push(end(1, t));
         (evs, want)
     }

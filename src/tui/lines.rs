@@ -144,6 +144,15 @@ fn arrow(d: Option<Dir>) -> &'static str {
     }
 }
 
+/// A ping's or pong's size, then its round trip, or why it has none (`missing`) when `unmatched`.
+fn size_and_rtt(e: &Entry, unmatched: bool, missing: &str) -> String {
+    if unmatched {
+        format!("{}  ({missing})", format_bytes(e.len))
+    } else {
+        format!("{}{}", format_bytes(e.len), rtt(e))
+    }
+}
+
 fn rtt(e: &Entry) -> String {
     if e.rtt_us == NONE {
         String::new()
@@ -198,15 +207,7 @@ pub(super) fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'
         }
         Kind::Ping => (
             format!("ping #{}", e.aux),
-            format!(
-                "{}{}",
-                format_bytes(e.len),
-                if e.rtt_us == NONE {
-                    "  (no pong)".to_owned()
-                } else {
-                    rtt(e)
-                }
-            ),
+            size_and_rtt(e, e.rtt_us == NONE, "no pong"),
             th.dim(),
         ),
         Kind::Pong => (
@@ -215,15 +216,7 @@ pub(super) fn entry_line(c: &Conn, e: &Entry, th: Theme, width: usize) -> Line<'
             } else {
                 format!("pong #{}", e.aux)
             },
-            format!(
-                "{}{}",
-                format_bytes(e.len),
-                if e.aux == NONE {
-                    "  (unsolicited)".to_owned()
-                } else {
-                    rtt(e)
-                }
-            ),
+            size_and_rtt(e, e.aux == NONE, "unsolicited"),
             th.dim(),
         ),
         Kind::Close => {
