@@ -164,8 +164,6 @@ struct Pending {
     anomalies: Vec<AnomalyEvent>,
     /// Estimated bytes of the records above.
     held: u64,
-    /// Whether the connection is in `JsonSink::holders`.
-    listed: bool,
     /// The records moved to the spool, all lists mixed, each list in order...
     spooled: Chain,
     /// ... and how many of each kind.
@@ -407,9 +405,6 @@ pub struct JsonSink<W: Write> {
     cap: u64,
     /// Estimated bytes of records held in memory, over all open connections.
     held: u64,
-    /// Connections holding records in memory (and some that ended since): the candidates for
-    /// the spool, so that finding them does not visit every open connection.
-    holders: Vec<ConnId>,
     spool: Spool,
     /// Records moved to the spool during the run.
     spooled: u64,
@@ -438,7 +433,6 @@ impl<W: Write> JsonSink<W> {
             written: 0,
             cap,
             held: 0,
-            holders: Vec::new(),
             spool: Spool::new(),
             spooled: 0,
             staging: Vec::new(),
@@ -471,10 +465,6 @@ impl<W: Write> JsonSink<W> {
         let size = add(p);
         p.held += size;
         self.held += size;
-        if !p.listed {
-            p.listed = true;
-            self.holders.push(conn);
-        }
         if self.held > self.cap {
             self.relieve()?;
         }
@@ -487,22 +477,18 @@ impl<W: Write> JsonSink<W> {
         let low = self.cap - self.cap / 4;
         let mut order = mem::take(&mut self.order);
         order.clear();
-        for conn in self.holders.drain(..) {
-            if let Some(p) = self.open.get_mut(&conn) {
-                // Listed twice (an id seen again after its end): counted once.
-                if mem::take(&mut p.listed) && p.held > 0 {
-                    order.push((p.held, conn));
-                }
-            }
-        }
+        order.extend(
+            self.open
+                .iter()
+                .filter(|(_, p)| p.held > 0)
+                .map(|(&conn, p)| (p.held, conn)),
+        );
         order.sort_unstable_by(|a, b| b.cmp(a));
         for &(_, conn) in &order {
-            if self.held > low {
-                self.spool_out(conn)?;
-            } else if let Some(p) = self.open.get_mut(&conn) {
-                p.listed = true;
-                self.holders.push(conn);
+            if self.held <= low {
+                break;
             }
+            self.spool_out(conn)?;
         }
         self.order = order;
         Ok(())
@@ -571,12 +557,6 @@ impl<W: Write> JsonSink<W> {
     fn connection(&mut self, end: &ConnectionEnd) -> io::Result<()> {
         let p = self.open.remove(&end.conn).unwrap_or_default();
         self.held -= p.held;
-        // Ended connections stay in `holders` until the list is rebuilt; do not let them pile
-        // up when the cap is never reached.
-        if self.holders.len() > 2 * self.open.len() + 64 {
-            let open = &self.open;
-            self.holders.retain(|c| open.contains_key(c));
-        }
         if self.written == 0 {
             write!(
                 self.out,
