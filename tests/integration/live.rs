@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::util::{Tmux, payload_bytes, sample, shell_quote, temp_path, wsinspect};
+use crate::util::{
+    Tmux, payload_bytes, sample, shell_exit_status, shell_quote, temp_path, wsinspect,
+};
 
 /// Long enough for a loaded 2-core machine; a wait that runs out fails the test.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -1009,8 +1011,7 @@ fn terminal_ui_follows_a_live_capture() {
     });
     assert!(s.contains("4000/4000"), "both sides saw 4000: {s}");
     term.keys(&["q"]);
-    wait_file(&exited);
-    let code = std::fs::read_to_string(&exited).expect("exit status");
-    assert_eq!(code.trim(), "0", "wsinspect exits 0 after q");
+    let code = shell_exit_status(&exited, PATIENCE);
+    assert_eq!(code, "0", "wsinspect exits 0 after q");
     std::fs::remove_dir_all(&dir).ok();
 }

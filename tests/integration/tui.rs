@@ -2,8 +2,7 @@
 //! `TestBackend` (plain-text insta snapshots of the main screens), the escape-sequence safety
 //! check, tiny terminals, a 100k-message connection, and the real binary in tmux.
 
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -22,7 +21,7 @@ use wsinspect::tui::ui::{KEYS, draw};
 use wsinspect::tui::{App, Options, SourceInfo, Update};
 use wsinspect::types::{Dir, Ts};
 
-use crate::util::{Tmux, sample, shell_quote, temp_path};
+use crate::util::{Tmux, sample, shell_exit_status, shell_quote, temp_path};
 
 fn events(name: &str, frames: bool) -> (Vec<Event>, CaptureSummary) {
     let path = sample(name);
@@ -704,13 +703,8 @@ fn tmux_real_terminal() {
         !s.contains("export the selected")
     });
     term.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "wsinspect did not exit after q");
-        sleep(Duration::from_millis(100));
-    }
-    let code = std::fs::read_to_string(&marker).unwrap_or_default();
-    assert_eq!(code.trim(), "0", "exit status");
+    let code = shell_exit_status(&marker, patience);
+    assert_eq!(code, "0", "exit status after q");
     // The alternate screen is gone: the shell's screen is back, without the UI's frame.
     let s = term.wait_for("the restored terminal", patience, &|s| {
         !s.contains("Connections 2/2")

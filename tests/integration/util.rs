@@ -254,3 +254,22 @@ pub fn run_sharded<S: EventSink>(path: &Path, cfg: &Config, threads: usize, sink
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     sink
 }
+
+/// The exit status a shell wrote with `echo $? > path`, once the whole line is there: the shell
+/// creates the file before it writes the number, so the file existing is not enough.
+pub fn shell_exit_status(path: &Path, patience: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return s.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit status in {} (the program did not exit?)",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
