@@ -3,11 +3,12 @@
 //! N worker threads.
 //!
 //! The calling thread reads the capture, decodes each packet just far enough to find its TCP
-//! flow, and copies it into the batch of worker `hash(flow) % N` (both directions of a flow hash
-//! alike), tagged with its sequence number in the file. Every [`EPOCH_BYTES`] of capture, each
-//! worker gets its batch of the epoch (empty or not) together with the epoch's sweep points: the
-//! packets after which a single pipeline would look for closed and idle flows. Sweeps follow the
-//! whole capture's clock, so every worker sees time advance even when it gets no packets.
+//! flow, copies it into the current epoch's buffer and lists it, tagged with its sequence number
+//! in the file, for worker `hash(flow) % N` (both directions of a flow hash alike). Every
+//! [`EPOCH_BYTES`] of capture, each worker gets its list of the epoch (empty or not) and a
+//! shared reference to the epoch: its bytes and its sweep points, the packets after which a
+//! single pipeline would look for closed and idle flows. Sweeps follow the whole capture's clock,
+//! so every worker sees time advance even when it gets no packets.
 //!
 //! Each worker runs a [`Pipeline::sharded`] over its flows; its sink records each event with its
 //! [`Position`] (the packet, or sweep step, or end of capture that produced it). A worker's
@@ -34,6 +35,7 @@
 
 use std::hash::BuildHasher;
 use std::io;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use foldhash::fast::FixedState;
@@ -64,7 +66,10 @@ pub const EPOCHS_IN_FLIGHT: usize = 8;
 /// Packets between two progress reports.
 const PROGRESS_EVERY: u64 = 8192;
 
-/// One packet in a batch: where its bytes are and what the reader said about it.
+/// Events with the position that produced each, in position order.
+type Events = Vec<(Position, Event)>;
+
+/// One packet in a batch: where its bytes are in the epoch and what the reader said about it.
 struct Meta {
     seq: u64,
     number: u64,
@@ -75,26 +80,42 @@ struct Meta {
     end: usize,
 }
 
-/// One worker's share of an epoch, and on the way back, the events it produced.
-#[derive(Default)]
-struct Batch {
-    /// TLS key log text read before this epoch's packets (every worker gets it).
+/// What every worker of an epoch reads: the bytes of all its packets, once, and the epoch's
+/// sweep points and key log text. One shared copy instead of one per worker halves the memory
+/// of the epochs in flight (each per-worker buffer grew to hold more than its share).
+struct Epoch {
+    /// TLS key log text read before this epoch's packets.
     secrets: Vec<u8>,
     data: Vec<u8>,
-    packets: Vec<Meta>,
     /// Packets after which to sweep, with their time.
     sweeps: Vec<(u64, Ts)>,
-    events: Vec<(Position, Event)>,
 }
 
-impl Batch {
+impl Default for Epoch {
+    fn default() -> Self {
+        Epoch {
+            secrets: Vec::new(),
+            // Room for the last packet past the mark without regrowing.
+            data: Vec::with_capacity(EPOCH_BYTES + (64 << 10)),
+            sweeps: Vec::new(),
+        }
+    }
+}
+
+impl Epoch {
     fn clear(&mut self) {
         self.secrets.clear();
         self.data.clear();
-        self.packets.clear();
         self.sweeps.clear();
-        self.events.clear();
     }
+}
+
+/// One worker's share of an epoch, and on the way back, the events it produced.
+struct Batch {
+    epoch: Arc<Epoch>,
+    /// This worker's packets, in sequence order.
+    packets: Vec<Meta>,
+    events: Events,
 }
 
 enum ToWorker {
@@ -105,14 +126,14 @@ enum ToWorker {
 
 enum FromWorker {
     Epoch(Batch),
-    Finished(Vec<(Position, Event)>, Box<CaptureSummary>),
+    Finished(Events, Box<CaptureSummary>),
     Failed(io::Error),
 }
 
 /// A worker pipeline's sink: keeps each event with the position the pipeline announced.
 struct ShardSink {
     pos: Position,
-    out: Vec<(Position, Event)>,
+    out: Events,
     holds_payloads: bool,
 }
 
@@ -177,7 +198,8 @@ pub fn run_observed<S: EventSink>(
             ids: vec![Default::default(); threads],
             next_id: 1,
             in_flight: 0,
-            pool: Vec::new(),
+            epochs: Vec::new(),
+            lists: Vec::new(),
             connections_ended: 0,
         };
         run.read(reader, name, observe)
@@ -215,12 +237,13 @@ fn worker(cfg: Config, holds_payloads: bool, rx: &Receiver<ToWorker>, tx: &SyncS
 
 /// Feeds one epoch's packets and sweeps, in sequence order; leaves the events in the batch.
 fn run_epoch(pipeline: &mut Pipeline<ShardSink>, batch: &mut Batch) -> io::Result<()> {
-    if !batch.secrets.is_empty() {
-        pipeline.add_secrets(&batch.secrets);
+    let epoch = Arc::clone(&batch.epoch);
+    if !epoch.secrets.is_empty() {
+        pipeline.add_secrets(&epoch.secrets);
     }
     // The recycled (empty) event buffer becomes the sink's; the sink's filled one goes back.
     std::mem::swap(&mut pipeline.sink_mut().out, &mut batch.events);
-    let mut sweeps = batch.sweeps.iter().peekable();
+    let mut sweeps = epoch.sweeps.iter().peekable();
     for m in &batch.packets {
         // A sweep after packet S comes after S's own events, before S + 1's.
         while let Some(&&(seq, now)) = sweeps.peek()
@@ -233,7 +256,7 @@ fn run_epoch(pipeline: &mut Pipeline<ShardSink>, batch: &mut Batch) -> io::Resul
             number: m.number,
             ts: m.ts,
             linktype: m.linktype,
-            data: batch.data.get(m.start..m.end).unwrap_or(&[]),
+            data: epoch.data.get(m.start..m.end).unwrap_or(&[]),
             origlen: m.origlen,
         };
         pipeline.packet_at(m.seq, &pkt)?;
@@ -254,7 +277,10 @@ struct Coordinator<S: EventSink> {
     ids: Vec<foldhash::HashMap<ConnId, ConnId>>,
     next_id: ConnId,
     in_flight: usize,
-    pool: Vec<Batch>,
+    /// Epochs back from every worker, cleared for reuse.
+    epochs: Vec<Epoch>,
+    /// Packet lists and event buffers back from the workers, cleared for reuse.
+    lists: Vec<(Vec<Meta>, Events)>,
     connections_ended: u64,
 }
 
@@ -281,8 +307,8 @@ impl<S: EventSink> Coordinator<S> {
     ) -> Result<(S, CaptureSummary), Error> {
         let n = self.to.len();
         let hasher = FixedState::with_seed(0);
-        let mut epoch: Vec<Batch> = (0..n).map(|_| self.batch()).collect();
-        let mut sweeps: Vec<(u64, Ts)> = Vec::new();
+        let mut epoch = self.epoch();
+        let mut packets: Vec<Vec<Meta>> = (0..n).map(|_| Vec::new()).collect();
         let (mut epoch_bytes, mut epoch_packets) = (0usize, 0usize);
         let mut secrets = Vec::new();
         let mut c = Counts::default();
@@ -290,13 +316,11 @@ impl<S: EventSink> Coordinator<S> {
             let pkt = reader.next_packet_and_secrets(&mut secrets)?;
             if !secrets.is_empty() {
                 // Keys apply from the next packet on: close the epoch so they come before it.
-                if epoch_packets > 0 || !sweeps.is_empty() {
-                    self.send_epoch(&mut epoch, &mut sweeps)?;
+                if epoch_packets > 0 || !epoch.sweeps.is_empty() {
+                    self.send_epoch(&mut epoch, &mut packets)?;
                     (epoch_bytes, epoch_packets) = (0, 0);
                 }
-                for b in &mut epoch {
-                    b.secrets.extend_from_slice(&secrets);
-                }
+                epoch.secrets.extend_from_slice(&secrets);
                 secrets.clear();
             }
             let Some(pkt) = pkt else { break };
@@ -311,17 +335,17 @@ impl<S: EventSink> Coordinator<S> {
                 Ok(tp) => {
                     let key = FlowKey::of(&tp);
                     let w = (hasher.hash_one(key) % n as u64) as usize;
-                    if let Some(b) = epoch.get_mut(w) {
-                        let start = b.data.len();
-                        b.data.extend_from_slice(pkt.data);
-                        b.packets.push(Meta {
+                    if let Some(list) = packets.get_mut(w) {
+                        let start = epoch.data.len();
+                        epoch.data.extend_from_slice(pkt.data);
+                        list.push(Meta {
                             seq,
                             number: pkt.number,
                             ts: now,
                             linktype: pkt.linktype,
                             origlen: pkt.origlen,
                             start,
-                            end: b.data.len(),
+                            end: epoch.data.len(),
                         });
                     }
                     epoch_bytes += pkt.data.len();
@@ -330,12 +354,12 @@ impl<S: EventSink> Coordinator<S> {
                         .is_none_or(|t| now.0.saturating_sub(t.0) >= SWEEP_EVERY_NS)
                     {
                         c.last_sweep = Some(now);
-                        sweeps.push((seq, now));
+                        epoch.sweeps.push((seq, now));
                     }
                 }
             }
             if epoch_bytes >= EPOCH_BYTES || epoch_packets >= EPOCH_PACKETS {
-                self.send_epoch(&mut epoch, &mut sweeps)?;
+                self.send_epoch(&mut epoch, &mut packets)?;
                 (epoch_bytes, epoch_packets) = (0, 0);
             }
             if c.packets.is_multiple_of(PROGRESS_EVERY) {
@@ -346,8 +370,8 @@ impl<S: EventSink> Coordinator<S> {
                 });
             }
         }
-        if epoch_packets > 0 || !sweeps.is_empty() {
-            self.send_epoch(&mut epoch, &mut sweeps)?;
+        if epoch_packets > 0 || !epoch.sweeps.is_empty() {
+            self.send_epoch(&mut epoch, &mut packets)?;
         }
         while self.in_flight > 0 {
             self.merge_epoch()?;
@@ -381,27 +405,27 @@ impl<S: EventSink> Coordinator<S> {
         Ok((sink, capture))
     }
 
-    fn batch(&mut self) -> Batch {
-        self.pool.pop().unwrap_or_default()
+    fn epoch(&mut self) -> Epoch {
+        self.epochs.pop().unwrap_or_default()
     }
 
-    /// Hands every worker its batch of the epoch (after merging the oldest epoch when enough
+    /// Hands every worker its packets of the epoch (after merging the oldest epoch when enough
     /// are out), and starts a new epoch.
-    fn send_epoch(
-        &mut self,
-        epoch: &mut [Batch],
-        sweeps: &mut Vec<(u64, Ts)>,
-    ) -> Result<(), Error> {
+    fn send_epoch(&mut self, epoch: &mut Epoch, packets: &mut [Vec<Meta>]) -> Result<(), Error> {
         if self.in_flight >= EPOCHS_IN_FLIGHT {
             self.merge_epoch()?;
         }
-        for (i, slot) in epoch.iter_mut().enumerate() {
-            let mut b = std::mem::replace(slot, self.batch());
-            b.sweeps.extend_from_slice(sweeps);
+        let shared = Arc::new(std::mem::replace(epoch, self.epoch()));
+        for (i, list) in packets.iter_mut().enumerate() {
+            let (next, events) = self.lists.pop().unwrap_or_default();
+            let batch = Batch {
+                epoch: Arc::clone(&shared),
+                packets: std::mem::replace(list, next),
+                events,
+            };
             let tx = self.to.get(i).ok_or_else(stopped)?;
-            tx.send(ToWorker::Epoch(b)).map_err(|_| stopped())?;
+            tx.send(ToWorker::Epoch(batch)).map_err(|_| stopped())?;
         }
-        sweeps.clear();
         self.in_flight += 1;
         Ok(())
     }
@@ -417,15 +441,22 @@ impl<S: EventSink> Coordinator<S> {
             }
         }
         self.in_flight -= 1;
-        let mut streams: Vec<Vec<(Position, Event)>> = batches
+        let mut streams: Vec<Events> = batches
             .iter_mut()
             .map(|b| std::mem::take(&mut b.events))
             .collect();
         self.merge(&mut streams).map_err(Error::Output)?;
-        for (mut b, events) in batches.into_iter().zip(streams) {
-            b.clear();
-            b.events = events;
-            self.pool.push(b);
+        for (b, events) in batches.into_iter().zip(streams) {
+            let Batch {
+                epoch, mut packets, ..
+            } = b;
+            packets.clear();
+            self.lists.push((packets, events));
+            // The last worker's answer holds the last reference.
+            if let Ok(mut epoch) = Arc::try_unwrap(epoch) {
+                epoch.clear();
+                self.epochs.push(epoch);
+            }
         }
         Ok(())
     }
@@ -456,7 +487,7 @@ impl<S: EventSink> Coordinator<S> {
 
     /// Writes the events of several workers' streams in position order; each stream is in
     /// position order already, and two workers never share a position.
-    fn merge(&mut self, streams: &mut [Vec<(Position, Event)>]) -> io::Result<()> {
+    fn merge(&mut self, streams: &mut [Events]) -> io::Result<()> {
         let mut iters: Vec<_> = streams.iter_mut().map(|s| s.drain(..).peekable()).collect();
         loop {
             let mut best: Option<(usize, Position)> = None;
