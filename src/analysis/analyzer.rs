@@ -10,7 +10,7 @@ use foldhash::HashMap;
 use super::AnalysisOptions;
 use super::conn::ConnState;
 use super::diagnose::diagnose;
-use super::link::{self, LINK_MESSAGES};
+use super::link::{self, LINK_MESSAGES, LegIndex};
 use super::mark::{Mark, What};
 use crate::diagnosis::Diagnosis;
 use crate::event::{ConnectionEnd, Event};
@@ -25,6 +25,8 @@ pub struct Analyzer {
     /// Connection ids come from the pipeline's counter, not from the input, so the fast hash
     /// needs no protection against chosen keys (it is looked up for every event).
     open: HashMap<ConnId, ConnState>,
+    /// The connections of `open` by address, for proxy legs.
+    legs: LegIndex,
     ended: VecDeque<ConnState>,
 }
 
@@ -34,6 +36,7 @@ impl Analyzer {
         Analyzer {
             opts,
             open: HashMap::default(),
+            legs: LegIndex::default(),
             ended: VecDeque::new(),
         }
     }
@@ -41,13 +44,19 @@ impl Analyzer {
     /// Notes one event (every event, in capture order, before its `ConnectionEnd`).
     pub fn observe(&mut self, ev: &Event) {
         let id = ev.conn();
-        let st = self.open.entry(id).or_insert_with(|| ConnState {
-            id,
-            ..ConnState::default()
+        let st = self.open.entry(id).or_insert_with(|| {
+            let st = ConnState {
+                id,
+                ..ConnState::default()
+            };
+            self.legs.insert(&st);
+            st
         });
         match ev {
             Event::ConnectionOpen(o) => {
+                self.legs.remove(st);
                 st.set_endpoints(&o.client, &o.server);
+                self.legs.insert(st);
                 st.open_ts = Some(o.ts);
             }
             Event::Handshake(h) => st.hs_ts = Some(h.ts),
@@ -90,12 +99,15 @@ impl Analyzer {
     /// The diagnosis of a connection that just ended (its events all observed).
     pub fn diagnose(&mut self, end: &ConnectionEnd) -> Diagnosis {
         let mut st = self.open.remove(&end.conn).unwrap_or_default();
+        self.legs.remove(&st);
         st.id = end.conn;
         if st.client.is_empty() {
             st.set_endpoints(&end.client, &end.server);
         }
         // The other leg of a proxied connection: open or recently ended.
-        let link = link::find(&st, self.open.values().chain(self.ended.iter()));
+        let open = &self.open;
+        let candidates = self.legs.candidates(&st).filter_map(|id| open.get(&id));
+        let link = link::find(&st, candidates.chain(self.ended.iter()));
         let d = diagnose(end, &st, link, &self.opts);
         self.ended.push_back(st);
         if self.ended.len() > HISTORY {
