@@ -15,7 +15,7 @@ mod table;
 mod tests;
 
 pub use conn::TcpConn;
-pub use table::FlowTable;
+pub use table::{Drain, FlowTable};
 
 /// The two endpoints of a TCP connection, in a canonical order so both directions map to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

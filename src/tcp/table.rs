@@ -29,6 +29,29 @@ struct Node<T> {
     next: usize,
 }
 
+/// The flows of a drained table, in order of first insertion (see [`FlowTable::drain`]).
+pub struct Drain<T> {
+    slots: Vec<Option<Node<T>>>,
+    order: std::vec::IntoIter<(u64, usize)>,
+}
+
+impl<T> Iterator for Drain<T> {
+    type Item = (FlowKey, T);
+
+    fn next(&mut self) -> Option<(FlowKey, T)> {
+        for (_, i) in self.order.by_ref() {
+            if let Some(n) = self.slots.get_mut(i).and_then(Option::take) {
+                return Some((n.key, n.value));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.order.size_hint()
+    }
+}
+
 /// A bounded map of flows with least-recently-active eviction.
 pub struct FlowTable<T> {
     index: HashMap<FlowKey, usize, RandomState>,
@@ -135,15 +158,26 @@ impl<T> FlowTable<T> {
         expired
     }
 
-    /// Removes and returns every flow, in order of first insertion.
-    pub fn drain(&mut self) -> Vec<(FlowKey, T)> {
-        let mut nodes: Vec<Node<T>> = self.slots.drain(..).flatten().collect();
-        nodes.sort_unstable_by_key(|n| n.order);
+    /// Removes every flow and gives them back in order of first insertion. Each flow is moved
+    /// out of the table as the caller takes it, so what a flow holds is freed as it is handled
+    /// rather than after all of them (collecting them first held two more copies of every node:
+    /// 80 MB with 30,000 flows open at the end of a capture).
+    pub fn drain(&mut self) -> Drain<T> {
+        let slots = std::mem::take(&mut self.slots);
+        let mut order: Vec<(u64, usize)> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|n| (n.order, i)))
+            .collect();
+        order.sort_unstable();
         self.index.clear();
         self.free.clear();
         self.head = NIL;
         self.tail = NIL;
-        nodes.into_iter().map(|n| (n.key, n.value)).collect()
+        Drain {
+            slots,
+            order: order.into_iter(),
+        }
     }
 
     /// Flows tracked now.

@@ -640,7 +640,7 @@ fn table_expire_and_drain_order() {
     let ex = t.expire(Ts(100), 55);
     assert_eq!(keys(&ex), vec![key(3), key(4)]);
     t.insert(key(6), 6, Ts(101));
-    let all = t.drain();
+    let all: Vec<_> = t.drain().collect();
     assert_eq!(keys(&all), vec![key(1), key(2), key(5), key(6)]);
     assert!(t.is_empty());
     assert!(t.expire(Ts(1000), 1).is_empty());
@@ -661,7 +661,7 @@ fn table_survives_a_syn_flood() {
     }
     assert_eq!(t.len(), 1000);
     assert_eq!(evicted, 999_000);
-    let all = t.drain();
+    let all: Vec<_> = t.drain().collect();
     assert_eq!(all.first().map(|x| x.1), Some(999_000));
     assert_eq!(all.last().map(|x| x.1), Some(999_999));
 }
