@@ -452,6 +452,36 @@ proptest! {
     }
 
     #[test]
+    fn the_ethernet_shortcut_agrees_with_the_general_way(
+        mut ip in proptest::collection::vec(any::<u8>(), 0..120),
+        v6 in any::<bool>(),
+        ether_type in prop_oneof![Just(0x0800u16), Just(0x86dd), any::<u16>()],
+        mut real in proptest::collection::vec(any::<u8>(), 0..80),
+        cut in 0usize..200,
+    ) {
+        // Random IP-looking bytes (version, TCP protocol and a small header length steered in),
+        // and real packets cut anywhere: the shortcut either declines or says what the general
+        // path says.
+        if let Some(b) = ip.first_mut() {
+            *b = if v6 { 0x60 | (*b & 0x0f) } else { 0x40 | (*b % 3 + 5) };
+        }
+        if let Some(b) = ip.get_mut(if v6 { 6 } else { 9 }) {
+            *b = 6;
+        }
+        let mut random = with_prefix(&[0; 12], &ether_type.to_be_bytes());
+        random.extend_from_slice(&ip);
+        real = eth_ipv4_tcp(&real);
+        real.truncate(cut.max(14));
+        for data in [&random, &real] {
+            let general = link::slice(linktype::ETHERNET, data).and_then(|p| tcp_of(&p));
+            if let Some(fast) = ethernet_ip_tcp(data) {
+                prop_assert_eq!(format!("{:?}", Ok::<_, Skip>(fast)), format!("{general:?}"));
+            }
+            prop_assert_eq!(format!("{:?}", decode(linktype::ETHERNET, data)), format!("{general:?}"));
+        }
+    }
+
+    #[test]
     fn any_cut_of_a_real_packet_is_safe(payload in proptest::collection::vec(any::<u8>(), 0..300), cut in 0usize..400) {
         let pkt = eth_ipv4_tcp(&payload);
         let data = &pkt[..cut.min(pkt.len())];
