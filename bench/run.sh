@@ -8,6 +8,9 @@
 #   RUNS=3          timed runs of each wsinspect command (and of cat); the median wall time is kept
 #   CONNS=1000      concurrent connections in the generated capture
 #   SEED=1          generator seed
+#   MAX_MESSAGE=N   generate only messages of at most N bytes (the generator's --max-message;
+#                   128 gives the frame density of the reference capture, about 170 bytes
+#                   of capture per frame); file mixed-SIZE-mN.pcap
 #   SKIP_TSHARK=1   do not run tshark (on files above ~200 MB it can take minutes and gigabytes)
 #   WSINSPECT=path  time this wsinspect binary instead of target/release/wsinspect (e.g. an older build)
 #   PLAIN=0         also time the text summary on an uncompressed variant of the capture
@@ -25,6 +28,7 @@ SIZE=${1:-100M}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-1000}
 SEED=${SEED:-1}
+MAX_MESSAGE=${MAX_MESSAGE:-}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -32,6 +36,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "bad RUNS '$RUNS'"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "bad CONNS '$CONNS'"
 [[ $SEED =~ ^[0-9]+$ ]] || die "bad SEED '$SEED'"
+[[ -z $MAX_MESSAGE || $MAX_MESSAGE =~ ^[0-9]+[KMkm]?$ ]] || die "bad MAX_MESSAGE '$MAX_MESSAGE' (examples: 128, 4K)"
 PLAIN=${PLAIN:-1}
 
 TIME=/usr/bin/time
@@ -50,6 +55,9 @@ GEN=target/release/examples/gen_capture
 # --- capture -------------------------------------------------------------------------------------
 name="mixed-$SIZE"
 [[ $CONNS == 1000 && $SEED == 1 ]] || name+="-c$CONNS-s$SEED"
+[[ -z $MAX_MESSAGE ]] || name+="-m$MAX_MESSAGE"
+GEN_OPTS=()
+[[ -z $MAX_MESSAGE ]] || GEN_OPTS=(--max-message "$MAX_MESSAGE")
 FILE="bench-data/$name.pcap"
 PLAIN_FILE="bench-data/$name-plain.pcap"
 mkdir -p bench-data
@@ -66,8 +74,8 @@ generate() {
         echo "== reusing $file (delete it to regenerate)"
     fi
 }
-generate "$FILE"
-((PLAIN == 0)) || generate "$PLAIN_FILE" --compressed-share 0
+generate "$FILE" "${GEN_OPTS[@]}"
+((PLAIN == 0)) || generate "$PLAIN_FILE" --compressed-share 0 "${GEN_OPTS[@]}"
 BYTES=$(stat -L -c %s "$FILE")
 PLAIN_BYTES=0
 ((PLAIN == 0)) || PLAIN_BYTES=$(stat -L -c %s "$PLAIN_FILE")

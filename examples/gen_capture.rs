@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example gen_capture -- --size 1G --conns 1000 --out bench-data/mixed-1G.pcap \
-//!     [--seed N] [--compressed-share 0.5]
+//!     [--seed N] [--compressed-share 0.5] [--max-message BYTES]
 //! ```
 //!
 //! The capture looks like the backend side of a busy TLS-terminating proxy: `--conns` WebSocket
@@ -66,6 +66,7 @@ struct Args {
     out: PathBuf,
     seed: u64,
     compressed_share: f64,
+    max_message: usize,
 }
 
 const USAGE: &str =
@@ -75,7 +76,9 @@ const USAGE: &str =
   --out FILE              the pcap to write (its directory is created)
   --conns N               connections open at the same time (default 100)
   --seed N                random seed; same seed and options give the same file (default 1)
-  --compressed-share F    share of connections negotiating permessage-deflate (default 0.5)";
+  --compressed-share F    share of connections negotiating permessage-deflate (default 0.5)
+  --max-message BYTES     draw a message again while it is larger than this (default: no limit),
+                          for captures of small messages only; K, M suffixes as for --size";
 
 fn parse_size(s: &str) -> Option<u64> {
     let t = s.trim();
@@ -100,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
     let mut conns = 100usize;
     let mut seed = 1u64;
     let mut share = 0.5f64;
+    let mut max_message = usize::MAX;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let (key, inline) = match a.split_once('=') {
@@ -142,6 +146,13 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|f| (0.0..=1.0).contains(f))
                     .ok_or(format!("bad --compressed-share {v:?}"))?;
             }
+            "--max-message" => {
+                let v = value()?;
+                max_message = parse_size(&v)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n >= 64)
+                    .ok_or(format!("bad --max-message {v:?} (64 bytes at least)"))?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -151,6 +162,7 @@ fn parse_args() -> Result<Args, String> {
         out: out.ok_or("--out is required")?,
         seed,
         compressed_share: share,
+        max_message,
     })
 }
 
@@ -399,6 +411,8 @@ struct Gen {
     tick_max: u64,
     /// Shared by every no-context-takeover stream: reset before each message.
     no_ctx: Compress,
+    /// Largest message to send (`--max-message`).
+    max_message: usize,
     msg: Vec<u8>,
     comp: Vec<u8>,
     ending: bool,
@@ -1083,7 +1097,24 @@ impl Conn {
     /// Appends one data message (or control frame) from `dir` to its send buffer.
     fn queue_message(&mut self, g: &mut Gen, dir: usize) {
         self.seq_no += 1;
-        let opcode = g.message(self.profile, dir, self.seq_no);
+        let mut opcode = g.message(self.profile, dir, self.seq_no);
+        // A profile's small messages keep their share among themselves when the large ones are
+        // drawn again (a profile with none, after 100 draws, has its message cut); without a
+        // limit no draw is added, so the default file stays the same.
+        for _ in 0..100 {
+            if g.msg.len() <= g.max_message {
+                break;
+            }
+            opcode = g.message(self.profile, dir, self.seq_no);
+        }
+        if g.msg.len() > g.max_message {
+            // A text is cut at a character boundary, so it stays valid UTF-8.
+            let cut = match std::str::from_utf8(&g.msg[..g.max_message]) {
+                Err(e) if opcode == OP_TEXT => e.valid_up_to(),
+                _ => g.max_message,
+            };
+            g.msg.truncate(cut);
+        }
         g.messages += 1;
         let mut rsv1 = false;
         // Some implementations skip compressing tiny messages; RSV1 then stays clear.
@@ -1321,6 +1352,7 @@ struct Shard {
     conns: usize,
     size: u64,
     share: f64,
+    max_message: usize,
     tick_max: u64,
     /// Client addresses of this shard (no other shard uses them, so 4-tuples never clash).
     pool: Vec<[u8; 4]>,
@@ -1338,6 +1370,7 @@ fn run_shard(sh: Shard, tx: SyncSender<Chunk>) -> io::Result<Stats> {
         },
         tick_max: sh.tick_max,
         no_ctx: Compress::new(Compression::new(6), false),
+        max_message: sh.max_message,
         msg: Vec::new(),
         comp: Vec::new(),
         ending: false,
@@ -1490,6 +1523,7 @@ fn run(args: &Args) -> io::Result<Stats> {
             conns: args.conns / shards + (i < args.conns % shards) as usize,
             size: args.size.saturating_sub(24) / shards as u64,
             share: args.compressed_share,
+            max_message: args.max_message,
             tick_max: 40 * shards as u64,
             pool: pool.iter().skip(i).step_by(shards).copied().collect(),
         };
