@@ -384,7 +384,10 @@ impl CaptureReader {
         secrets: &mut Vec<u8>,
     ) -> Result<Option<Packet<'_>>, Error> {
         if self.pending != 0 {
-            self.rdr.consume(self.pending);
+            // Not `consume`: it moves the unread half of the buffer to its front whenever half
+            // is read, which copied every byte of the capture once more. The refill moves only
+            // the partial block left at the end.
+            self.rdr.consume_noshift(self.pending);
             self.pending = 0;
         }
         let next = self.advance(false);
@@ -433,7 +436,7 @@ impl CaptureReader {
                     self.pending = off;
                     return Ok(Some(m));
                 }
-                Ok((off, Step::Other)) => self.rdr.consume(off),
+                Ok((off, Step::Other)) => self.rdr.consume_noshift(off),
                 Err(NextErr::Eof) => self.finish(false),
                 Err(NextErr::Truncated) => self.finish(true),
                 Err(NextErr::Incomplete) if self.head_block_is_whole() => {
