@@ -678,7 +678,7 @@ impl Session {
                 match req.upgrade {
                     Some(upgrade) => {
                         let (request, req_ts) = *upgrade;
-                        let hs = build_handshake(Some((&request, req_ts)), Some(&head), ts);
+                        let hs = build_handshake(Some((request, req_ts)), Some(&head), ts);
                         self.client_http = ClientHttp::Heads;
                         let accepted = hs.accepted;
                         self.finish_handshake(hs, ts, ctx);
@@ -1223,7 +1223,8 @@ impl Session {
         }
     }
 
-    /// The connection is over (or the capture is): its summary, if it was WebSocket.
+    /// The connection is over (or the capture is): its summary, if it was WebSocket. Called
+    /// once, as the flow goes: what the summary carries is moved out, not copied.
     pub fn end(&mut self, ts: Ts, ended_by: &'static str, tcp: &TcpStats) -> Option<ConnectionEnd> {
         let conn = self.conn?;
         let ended =
@@ -1234,7 +1235,7 @@ impl Session {
         if let Some(upgrade) = unanswered {
             let (request, req_ts) = *upgrade;
             self.handshake = Some(Box::new(build_handshake(
-                Some((&request, req_ts)),
+                Some((request, req_ts)),
                 None,
                 req_ts,
             )));
@@ -1263,7 +1264,7 @@ impl Session {
             end_ts,
             ended_by,
             handshake_seen: self.handshake_seen,
-            handshake: self.handshake.as_deref().cloned(),
+            handshake: self.handshake.take().map(|h| *h),
             upgrade_attempts: self.upgrade_attempts,
             c2s: self.stats[0].clone(),
             s2c: self.stats[1].clone(),
@@ -1333,7 +1334,8 @@ fn plausible_frames(bytes: &[u8]) -> Option<bool> {
 }
 
 /// The handshake record from the request (when captured) and the response (when there was one).
-fn build_handshake(request: Option<(&Request, Ts)>, resp: Option<&Response>, ts: Ts) -> Handshake {
+/// The request is moved in: its headers become the record's without a copy.
+fn build_handshake(request: Option<(Request, Ts)>, resp: Option<&Response>, ts: Ts) -> Handshake {
     let mut hs = Handshake::default();
     if let Some(resp) = resp {
         hs.response_ts = Some(ts);
@@ -1345,8 +1347,6 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: Option<&Response>, ts:
     }
     if let Some((req, req_ts)) = request {
         hs.request_ts = Some(req_ts);
-        hs.method = Some(req.method.clone());
-        hs.path = Some(req.path.clone());
         hs.host = req.header("host").map(str::to_owned);
         hs.origin = req.header("origin").map(str::to_owned);
         hs.user_agent = req.header("user-agent").map(str::to_owned);
@@ -1368,13 +1368,15 @@ fn build_handshake(request: Option<(&Request, Ts)>, resp: Option<&Response>, ts:
         if !offered.is_empty() {
             hs.extensions_offered = Some(offered.join(", "));
         }
-        hs.request_headers = req.headers.clone();
         if let (Some(key), Some(accept)) = (
             req.header("sec-websocket-key"),
             resp.and_then(|r| r.header("sec-websocket-accept")),
         ) {
             hs.accept_valid = Some(http::accept_for_key(key.trim()) == accept.trim());
         }
+        hs.method = Some(req.method);
+        hs.path = Some(req.path);
+        hs.request_headers = req.headers;
     }
     hs.permessage_deflate = hs.extensions.as_deref().and_then(|v| {
         http::parse_extensions(v)
