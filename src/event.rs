@@ -211,6 +211,31 @@ pub struct MessageEvent {
     pub payload_encoding: Option<PayloadEncoding>,
 }
 
+impl MessageEvent {
+    /// A complete, uncompressed, valid text message of `len` bytes in one frame, with nothing
+    /// of its payload kept: the base that events built by hand (tests, other producers) adjust
+    /// with struct update syntax.
+    pub fn text(conn: ConnId, ts: Ts, dir: Dir, len: u64) -> MessageEvent {
+        MessageEvent {
+            conn,
+            ts,
+            dir,
+            kind: "text",
+            len,
+            wire_len: len,
+            frames: 1,
+            compressed: false,
+            status: "complete",
+            undecodable_reason: None,
+            utf8_valid: Some(true),
+            history_reset: false,
+            preview: None,
+            payload: None,
+            payload_encoding: None,
+        }
+    }
+}
+
 /// See [`Event::Ping`].
 #[derive(Clone, Debug, Serialize)]
 pub struct PingEvent {

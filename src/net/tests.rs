@@ -497,3 +497,53 @@ proptest! {
         }
     }
 }
+
+/// Every packet of every sample capture (real peers on loopback, Ethernet-framed) and of the
+/// public corpus decodes the same through the Ethernet shortcut as through the general path,
+/// and the samples' TCP packets do take the shortcut.
+#[test]
+fn the_ethernet_shortcut_agrees_on_real_captures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [root.join("samples"), root.join("../shared/corpus")] {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let (mut ethernet_tcp, mut shortcut) = (0u64, 0u64);
+    for f in &files {
+        let Ok(mut r) = crate::capture::CaptureReader::open(f) else {
+            continue;
+        };
+        let sample = f.starts_with(root.join("samples"));
+        while let Ok(Some(p)) = r.next_packet() {
+            let general = link::slice(p.linktype, p.data).and_then(|s| tcp_of(&s));
+            let via = format!("{:?}", decode(p.linktype, p.data));
+            assert_eq!(via, format!("{general:?}"), "{}", f.display());
+            if p.linktype != linktype::ETHERNET {
+                continue;
+            }
+            let fast = ethernet_ip_tcp(p.data);
+            if let Some(t) = &fast {
+                assert_eq!(format!("{:?}", Ok::<_, Skip>(*t)), format!("{general:?}"));
+            }
+            if sample && general.is_ok() {
+                ethernet_tcp += 1;
+                shortcut += u64::from(fast.is_some());
+            }
+        }
+    }
+    assert!(
+        ethernet_tcp >= 500,
+        "only {ethernet_tcp} Ethernet TCP packets in the samples"
+    );
+    assert_eq!(shortcut, ethernet_tcp);
+}

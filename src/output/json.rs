@@ -804,21 +804,9 @@ mod tests {
                 }
                 if i % 3 == 0 {
                     evs.push(Event::Message(MessageEvent {
-                        conn,
-                        ts: ts(t),
-                        dir,
-                        kind: "text",
-                        len: 5,
                         wire_len: 11,
-                        frames: 1,
-                        compressed: false,
-                        status: "complete",
-                        undecodable_reason: None,
-                        utf8_valid: Some(true),
-                        history_reset: false,
                         preview: Some(format!("hello {i}\n\u{9b}")),
-                        payload: None,
-                        payload_encoding: None,
+                        ..MessageEvent::text(conn, ts(t), dir, 5)
                     }));
                 }
                 if i % 50 == 0 {

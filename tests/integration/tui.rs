@@ -490,23 +490,14 @@ fn a_connection_with_100k_messages_stays_navigable() {
     }));
     for i in 0..n {
         let text = format!("{{\"seq\":{i}}}");
+        let ts = Ts::from_parts(1_700_000_000, 0)
+            .max(Ts(1_700_000_000_000_000_000 + i as i64 * 1_000_000));
+        let dir = if i % 2 == 0 { Dir::C2s } else { Dir::S2c };
+        let len = text.len() as u64;
         evs.push(Event::Message(MessageEvent {
-            conn: 1,
-            ts: Ts::from_parts(1_700_000_000, 0)
-                .max(Ts(1_700_000_000_000_000_000 + i as i64 * 1_000_000)),
-            dir: if i % 2 == 0 { Dir::C2s } else { Dir::S2c },
-            kind: "text",
-            len: text.len() as u64,
-            wire_len: text.len() as u64,
-            frames: 1,
-            compressed: false,
-            status: "complete",
-            undecodable_reason: None,
-            utf8_valid: Some(true),
-            history_reset: false,
-            preview: None,
             payload: Some(text),
             payload_encoding: Some(PayloadEncoding::Text),
+            ..MessageEvent::text(1, ts, dir, len)
         }));
     }
     let mut app = App::new(SourceInfo::default(), options());
