@@ -266,6 +266,22 @@ impl ChainWriter<'_> {
         self.flush_full()
     }
 
+    /// Every record of one list, in order; the list's buffer goes back to the allocator.
+    fn all<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        list: Vec<T>,
+        counts: &mut [u64],
+    ) -> io::Result<()> {
+        for value in &list {
+            self.json(kind, value)?;
+        }
+        if let Some(c) = counts.get_mut(kind.index()) {
+            *c += list.len() as u64;
+        }
+        Ok(())
+    }
+
     fn ping(&mut self, rec: &PingRecord) -> io::Result<()> {
         self.header(Kind::Ping, PING_LEN);
         self.staging.extend_from_slice(&encode_ping(rec));
@@ -512,22 +528,14 @@ impl<W: Write> JsonSink<W> {
         };
         let mut counts = [0u64; Kind::ALL.len()];
         // Taken, not cleared: their buffers go back to the allocator now.
-        for m in mem::take(&mut p.messages) {
-            w.json(Kind::Message, &m)?;
-            counts[Kind::Message.index()] += 1;
-        }
-        for f in mem::take(&mut p.frames) {
-            w.json(Kind::Frame, &f)?;
-            counts[Kind::Frame.index()] += 1;
-        }
-        for pong in mem::take(&mut p.unmatched_pongs) {
-            w.json(Kind::UnmatchedPong, &pong)?;
-            counts[Kind::UnmatchedPong.index()] += 1;
-        }
-        for a in mem::take(&mut p.anomalies) {
-            w.json(Kind::Anomaly, &a)?;
-            counts[Kind::Anomaly.index()] += 1;
-        }
+        w.all(Kind::Message, mem::take(&mut p.messages), &mut counts)?;
+        w.all(Kind::Frame, mem::take(&mut p.frames), &mut counts)?;
+        w.all(
+            Kind::UnmatchedPong,
+            mem::take(&mut p.unmatched_pongs),
+            &mut counts,
+        )?;
+        w.all(Kind::Anomaly, mem::take(&mut p.anomalies), &mut counts)?;
         // The pings go one after the other, so ping `i` lies at a position computed from `i`.
         let first_ping = w.pos();
         let pings = mem::take(&mut p.pings);
