@@ -472,7 +472,8 @@ fn parse_time(arg: &str, what: &str, capture: Option<&Path>) -> Result<Ts> {
             "{what} {arg}: a duration counts from the first packet of a file, which standard input or a live capture cannot give in advance; give an RFC 3339 time"
         );
     };
-    let mut reader = CaptureReader::open(capture)?;
+    // One packet is read: no decompressing ahead.
+    let mut reader = CaptureReader::open_with(capture, false)?;
     let first = match reader.next_packet()? {
         Some(p) => p.ts,
         None => return Ok(Ts(0)),
@@ -522,7 +523,10 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
         let summary = wsinspect::tui::run_file(capture, cfg, analysis, opts)?;
         return Ok(summary.unwrap_or_default());
     }
-    let mut reader = CaptureReader::open(capture)?;
+    let threads = cli
+        .threads
+        .map_or_else(parallel::default_threads, usize::from);
+    let mut reader = CaptureReader::open_with(capture, parallel::leaves_a_core(threads))?;
     let name = capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {
         Some(path) => Box::new(
@@ -546,9 +550,7 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
         cfg,
         analysis,
         progress: progress.as_ref(),
-        threads: cli
-            .threads
-            .map_or_else(parallel::default_threads, usize::from),
+        threads,
     };
     let summary = if cli.json {
         run.drive(SelectSink::new(

@@ -159,6 +159,14 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// Whether a run on `threads` threads leaves a core free, say for decompressing a gzipped
+/// capture ahead of the reader: one thread keeps one core busy, more keep one each plus the
+/// reading and merging thread.
+pub fn leaves_a_core(threads: usize) -> bool {
+    let busy = if threads <= 1 { 1 } else { threads + 1 };
+    busy < default_threads()
+}
+
 /// [`pipeline::run_observed`] on `threads` worker threads (one thread: exactly that function).
 pub fn run_observed<S: EventSink>(
     reader: &mut CaptureReader,

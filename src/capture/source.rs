@@ -1,5 +1,6 @@
 //! Byte sources for the capture reader: takes any `Read` and gives a pcap-parser streaming reader
-//! over it, after sniffing the magic numbers (gzip, then pcap or pcapng).
+//! over it, after sniffing the magic numbers (gzip, then pcap or pcapng). A gzip stream is
+//! decompressed on a thread of its own, a few chunks ahead.
 //!
 //! pcap-parser turns every read error into a bare `ReadError`, so the wrappers here keep the real
 //! `io::Error` on the side, and tell a failing source (an error for the caller) from a corrupt or
@@ -7,6 +8,7 @@
 
 use std::io::{self, Cursor, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use flate2::read::MultiGzDecoder;
@@ -20,6 +22,12 @@ use crate::error::Error;
 /// bytes), so refills (a read of up to 1 MiB) are rare next to the work per packet. It is
 /// resident for the whole run, so it is not larger than that.
 pub(super) const INITIAL_BUFFER: usize = 1 << 20;
+
+/// Decompressed bytes per hand-over from the decompressing thread.
+const INFLATED_CHUNK: usize = 128 << 10;
+/// Chunks decompressed ahead of the reader: enough that neither side waits on the other for
+/// long, few enough to be a small part of the run's memory.
+const INFLATED_AHEAD: usize = 4;
 
 /// What the wrappers learnt about the stream while pcap-parser was driving them.
 #[derive(Default)]
@@ -122,6 +130,120 @@ impl Read for StreamRead {
     }
 }
 
+/// A gzip stream decompressed on a thread of its own, a few chunks ahead of the reader.
+///
+/// Decompression is a third of the work on a gzipped capture and otherwise runs on the thread
+/// that also parses packets and, with `--threads`, hands them out, which the workers then wait
+/// for. Bytes and errors arrive in the order the decompressor gave them.
+struct Inflating {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    /// Emptied chunks, back to the decompressing thread for reuse.
+    spent: SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    /// The decompressor's error, repeated on every read after it.
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl Inflating {
+    /// Starts the thread; gives `dec` back when no thread can be started.
+    fn start<R: Read + Send + 'static>(dec: R) -> Result<Inflating, R> {
+        let (tx, chunks) = sync_channel(INFLATED_AHEAD);
+        let (spent, back) = sync_channel::<Vec<u8>>(INFLATED_AHEAD + 2);
+        // The decompressor moves into the thread only once it is known to exist.
+        let (give, take) = sync_channel::<R>(1);
+        let started = std::thread::Builder::new()
+            .name("wsinspect-gunzip".into())
+            .spawn(move || {
+                if let Ok(dec) = take.recv() {
+                    inflate_ahead(dec, &tx, &back);
+                }
+            });
+        if started.is_err() {
+            return Err(dec);
+        }
+        if let Err(e) = give.send(dec) {
+            return Err(e.0);
+        }
+        Ok(Inflating {
+            chunks,
+            spent,
+            cur: Vec::new(),
+            pos: 0,
+            failed: None,
+        })
+    }
+}
+
+/// The decompressing thread: fills chunks until the end, an error, or the reader going away.
+fn inflate_ahead<R: Read>(
+    mut dec: R,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+    back: &Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = back.try_recv().unwrap_or_default();
+        buf.resize(INFLATED_CHUNK, 0);
+        let mut filled = 0;
+        let mut failure = None;
+        while filled < buf.len() {
+            match dec.read(buf.get_mut(filled..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        buf.truncate(filled);
+        let end = filled == 0 || failure.is_some();
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Some(e) = failure {
+            let _ = tx.send(Err(e));
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+impl Read for Inflating {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(rest) = self.cur.get(self.pos..)
+                && !rest.is_empty()
+            {
+                let n = rest.len().min(out.len());
+                out.get_mut(..n)
+                    .unwrap_or_default()
+                    .copy_from_slice(rest.get(..n).unwrap_or_default());
+                self.pos += n;
+                return Ok(n);
+            }
+            if let Some((kind, msg)) = &self.failed {
+                return Err(io::Error::new(*kind, msg.clone()));
+            }
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    let spent = std::mem::replace(&mut self.cur, chunk);
+                    self.pos = 0;
+                    let _ = self.spent.try_send(spent);
+                }
+                Ok(Err(e)) => {
+                    self.failed = Some((e.kind(), e.to_string()));
+                    return Err(e);
+                }
+                // The thread ended after the last chunk: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
 /// An opened capture stream, ready for its first block.
 pub(super) struct Opened {
     pub(super) reader: Box<dyn PcapReaderIterator + Send>,
@@ -152,7 +274,7 @@ fn not_capture(why: &str) -> Error {
 }
 
 /// Sniffs the stream and builds the matching pcap-parser reader.
-pub(super) fn open_stream(r: Box<dyn Read + Send>) -> Result<Opened, Error> {
+pub(super) fn open_stream(r: Box<dyn Read + Send>, gzip_thread: bool) -> Result<Opened, Error> {
     let shared = Arc::new(Shared::default());
     let mut src = SourceRead {
         inner: r,
@@ -174,7 +296,14 @@ pub(super) fn open_stream(r: Box<dyn Read + Send>) -> Result<Opened, Error> {
         if m == 0 {
             return Err(not_capture("the gzip stream is empty"));
         }
-        (Box::new(dec), m)
+        if !gzip_thread {
+            (Box::new(dec), m)
+        } else {
+            match Inflating::start(dec) {
+                Ok(ahead) => (Box::new(ahead), m),
+                Err(dec) => (Box::new(dec), m),
+            }
+        }
     } else {
         (Box::new(src), n)
     };

@@ -889,6 +889,39 @@ fn read_errors_are_reported() {
     assert!(matches!(r, Err(Error::Io(_))));
 }
 
+/// The gzip stream is decompressed on a thread of its own: a source failing in the middle still
+/// gives every packet decompressed before the failure, then the source's own error.
+#[test]
+fn gzip_read_errors_mid_stream_are_reported() {
+    let raw = corpus_bytes("zeek/broker-websocket.pcap");
+    let (all, _) = read_all(raw.clone());
+    let gz = gzip(&raw);
+    let mut r = CaptureReader::from_reader(Box::new(Failing {
+        data: Cursor::new(gz[..gz.len() / 2].to_vec()),
+    }))
+    .expect("the start reads fine");
+    let mut got = Vec::new();
+    let err = loop {
+        match r.next_packet() {
+            Ok(Some(p)) => got.push(p.data.to_vec()),
+            Ok(None) => panic!("a read error is not the end"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        !got.is_empty() && got.len() < all.len(),
+        "{} of {}",
+        got.len(),
+        all.len()
+    );
+    let before: Vec<Vec<u8>> = all.iter().take(got.len()).map(|p| p.data.clone()).collect();
+    assert_eq!(got, before);
+    assert!(
+        matches!(err, Error::Io(ref e) if e.kind() == io::ErrorKind::PermissionDenied),
+        "{err}"
+    );
+}
+
 #[test]
 fn bytes_consumed_tracks_progress() {
     let raw = corpus_bytes("zeek/broker-websocket.pcap");
