@@ -15,8 +15,10 @@
 #   WSINSPECT=path  time this wsinspect binary instead of target/release/wsinspect (e.g. an older build)
 #   PLAIN=0         also time the text summary on an uncompressed variant of the capture
 #                   (same generator, --compressed-share 0, file mixed-SIZE-plain.pcap); PLAIN=0 skips
+#   GZIPPED=1       also time the capture gzipped (`gzip -1`, kept as FILE.gz), with one thread
+#                   and with the default
 #
-# Each command runs under `/usr/bin/time -f '%e %M'` (wall seconds, peak resident KiB), its output
+# Each command runs under `/usr/bin/time -f '%e %M %U %S'` (wall, peak resident KiB, CPU), its output
 # going to /dev/null; the wall time is read from bash's EPOCHREALTIME around that same run (GNU
 # time's %e only has 10 ms resolution), falling back to %e on shells without it.
 # Figures: MB = 10^6 bytes; MB/s = capture size / wall time.
@@ -38,6 +40,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 [[ $SEED =~ ^[0-9]+$ ]] || die "bad SEED '$SEED'"
 [[ -z $MAX_MESSAGE || $MAX_MESSAGE =~ ^[0-9]+[KMkm]?$ ]] || die "bad MAX_MESSAGE '$MAX_MESSAGE' (examples: 128, 4K)"
 PLAIN=${PLAIN:-1}
+GZIPPED=${GZIPPED:-0}
 
 TIME=/usr/bin/time
 if [[ ! -x $TIME ]]; then
@@ -76,6 +79,10 @@ generate() {
 }
 generate "$FILE" "${GEN_OPTS[@]}"
 ((PLAIN == 0)) || generate "$PLAIN_FILE" --compressed-share 0 "${GEN_OPTS[@]}"
+if ((GZIPPED != 0)) && [[ ! -s $FILE.gz ]]; then
+    echo "== compressing $FILE.gz (gzip -1)"
+    gzip -1 -c "$FILE" >"$FILE.gz.partial" && mv "$FILE.gz.partial" "$FILE.gz" || die "gzip failed"
+fi
 BYTES=$(stat -L -c %s "$FILE")
 PLAIN_BYTES=0
 ((PLAIN == 0)) || PLAIN_BYTES=$(stat -L -c %s "$PLAIN_FILE")
@@ -114,19 +121,24 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 FAILED=0
-declare -a ROW_NAME ROW_WALL ROW_RSS ROW_NOTE
+declare -a ROW_NAME ROW_WALL ROW_CPU ROW_RSS ROW_NOTE
+
+# median: the median of its arguments.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
+}
 
 # measure LABEL RUNS CMD... : runs CMD (stdout to /dev/null) RUNS times; records the median wall
-# time and the highest peak RSS, or the failure.
+# time, the median CPU time (user + system, all threads) and the highest peak RSS, or the failure.
 measure() {
     local label=$1 runs=$2
     shift 2
-    local walls=() rss_max=0 i status line wall rss
+    local walls=() cpus=() rss_max=0 i status line wall rss usr sys
     printf '   %-62s' "$label" >&2
     for ((i = 1; i <= runs; i++)); do
         status=0
         local t0=${EPOCHREALTIME:-}
-        "$TIME" -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || status=$?
+        "$TIME" -f '%e %M %U %S' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || status=$?
         local t1=${EPOCHREALTIME:-}
         if ((status != 0)); then
             local why
@@ -134,6 +146,7 @@ measure() {
             [[ -n $why ]] || why=$(grep -E 'Command (exited|terminated)' "$WORK/time" | head -n1)
             ROW_NAME+=("$label")
             ROW_WALL+=("")
+            ROW_CPU+=("")
             ROW_RSS+=("")
             ROW_NOTE+=("FAILED (exit $status): $why")
             FAILED=1
@@ -141,8 +154,8 @@ measure() {
             return 0
         fi
         line=$(tail -n 1 "$WORK/time")
-        wall=${line% *}
-        rss=${line#* }
+        read -r wall rss usr sys <<<"$line"
+        cpus+=("$(awk -v u="$usr" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')")
         # GNU time's %e has 10 ms resolution; bash's clock around the same run has microseconds.
         if [[ -n $t0 && -n $t1 ]]; then
             wall=$(awk -v a="${t0/,/.}" -v b="${t1/,/.}" 'BEGIN {printf "%.3f", b - a}')
@@ -153,7 +166,8 @@ measure() {
     done
     echo >&2
     ROW_NAME+=("$label")
-    ROW_WALL+=("$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')")
+    ROW_WALL+=("$(median "${walls[@]}")")
+    ROW_CPU+=("$(median "${cpus[@]}")")
     ROW_RSS+=("$rss_max")
     ROW_NOTE+=("")
 }
@@ -171,6 +185,10 @@ measure "wsinspect FILE --threads 1" "$RUNS" "$BIN" "$FILE" --threads 1
 measure "wsinspect FILE (--threads $(nproc))" "$RUNS" "$BIN" "$FILE" --threads "$(nproc)"
 measure "wsinspect FILE --json --threads 1" "$RUNS" "$BIN" "$FILE" --json --threads 1
 measure "wsinspect FILE --ndjson --payloads preview --threads 1" "$RUNS" "$BIN" "$FILE" --ndjson --payloads preview --threads 1
+if ((GZIPPED != 0)); then
+    measure "wsinspect FILE.gz --threads 1" "$RUNS" "$BIN" "$FILE.gz" --threads 1
+    measure "wsinspect FILE.gz (--threads $(nproc))" "$RUNS" "$BIN" "$FILE.gz" --threads "$(nproc)"
+fi
 if ((PLAIN != 0)); then
     measure "cat PLAIN > /dev/null" "$RUNS" cat "$PLAIN_FILE"
     measure "wsinspect PLAIN --threads 1 (uncompressed variant)" "$RUNS" "$BIN" "$PLAIN_FILE" --threads 1
@@ -202,8 +220,8 @@ for i in "${!ROW_NAME[@]}"; do
 done
 
 echo
-printf '%-52s %8s %7s %10s %10s %8s %9s %8s\n' "command" "wall s" "MB/s" "packets/s" "frames/s" "RSS MB" "vs tshark" "vs cat"
-printf '%-52s %8s %7s %10s %10s %8s %9s %8s\n' "-------" "------" "----" "---------" "--------" "------" "---------" "------"
+printf '%-52s %8s %7s %7s %10s %10s %8s %9s %8s\n' "command" "wall s" "CPU s" "MB/s" "packets/s" "frames/s" "RSS MB" "vs tshark" "vs cat"
+printf '%-52s %8s %7s %7s %10s %10s %8s %9s %8s\n' "-------" "------" "-----" "----" "---------" "--------" "------" "---------" "------"
 for i in "${!ROW_NAME[@]}"; do
     if [[ -n ${ROW_NOTE[$i]} ]]; then
         printf '%-52s %s\n' "${ROW_NAME[$i]}" "${ROW_NOTE[$i]}"
@@ -214,7 +232,7 @@ for i in "${!ROW_NAME[@]}"; do
     if [[ ${ROW_NAME[$i]} == *PLAIN* ]]; then
         bytes=$PLAIN_BYTES packets=$PLAIN_PACKETS frames=$PLAIN_FRAMES cw=$plain_cat_wall tw=""
     fi
-    awk -v name="${ROW_NAME[$i]}" -v wall="${ROW_WALL[$i]}" -v rss="${ROW_RSS[$i]}" \
+    awk -v name="${ROW_NAME[$i]}" -v wall="${ROW_WALL[$i]}" -v cpu="${ROW_CPU[$i]}" -v rss="${ROW_RSS[$i]}" \
         -v bytes="$bytes" -v packets="$packets" -v frames="$frames" -v tw="$tw" -v cw="$cw" 'BEGIN {
         w = wall + 0
         mbs = (w > 0) ? sprintf("%.0f", bytes / 1e6 / w) : "-"
@@ -224,13 +242,17 @@ for i in "${!ROW_NAME[@]}"; do
         if (tw != "" && name !~ /^tshark/) ratio = (w > 0) ? sprintf("%.1fx", tw / w) : "-"
         ceil = "-"
         if (cw != "" && name !~ /^cat/) ceil = (cw > 0 && w > 0) ? sprintf("%.1f%%", 100 * cw / w) : "-"
-        printf "%-52s %8.3f %7s %10s %10s %8.1f %9s %8s\n", name, w, mbs, pps, fps, rss * 1024 / 1e6, ratio, ceil
+        printf "%-52s %8.3f %7.2f %7s %10s %10s %8.1f %9s %8s\n", name, w, cpu, mbs, pps, fps, rss * 1024 / 1e6, ratio, ceil
     }'
 done
 [[ -z $TSHARK_NOTE ]] || echo "$TSHARK_NOTE"
 echo
-echo "wall s: median of $RUNS runs (tshark: 1 run); peak RSS: highest of the runs; MB = 10^6 bytes."
+echo "wall s: median of $RUNS runs (tshark: 1 run); CPU s: median user + system time, all threads;"
+echo "peak RSS: highest of the runs; MB = 10^6 bytes. A one-thread run whose CPU time is well below"
+echo "its wall time was waiting (for the CPU, with other load on the machine, or for the disk)."
 echo "packets/s, frames/s: the capture's packets and WebSocket frames (counted by wsinspect) / wall time."
+((GZIPPED == 0)) || echo "FILE.gz rows: MB/s of the capture as decompressed."
+
 echo "vs tshark: tshark's wall time divided by this command's (higher = faster than tshark)."
 echo "vs cat: cat's wall time as a share of this command's (100% = as fast as reading the file at all)."
 
