@@ -4,7 +4,7 @@
 //! etherparse knows Ethernet (with VLAN/QinQ tags) and raw IP; the Linux cooked headers and the
 //! BSD loopback address-family headers are read here and the rest is handed over by EtherType.
 
-use etherparse::{EtherType, LaxSlicedPacket};
+use etherparse::{EtherType, Ethernet2Slice, LaxSlicedPacket, SingleVlanSlice};
 
 use super::Skip;
 use crate::capture::linktype;
@@ -18,6 +18,39 @@ const SLL2_LEN: usize = 20;
 const LOOP_LEN: usize = 4;
 
 const AF_INET: u32 = 2;
+
+/// The EtherType of the network layer and its bytes, for the link headers most captures have:
+/// Ethernet with no VLAN tag or one (a switch's mirror port), Linux cooked v1 and v2
+/// (`tcpdump -i any`), raw IP. `None` for anything else or anything cut short; [`slice`] reads
+/// every link type and says what is wrong. For the same bytes both find the same network layer.
+pub(crate) fn network(lt: u32, data: &[u8]) -> Option<(EtherType, &[u8])> {
+    match lt {
+        linktype::ETHERNET => {
+            let eth = Ethernet2Slice::from_slice_without_fcs(data).ok()?;
+            match eth.ether_type() {
+                EtherType::VLAN_TAGGED_FRAME => {
+                    let vlan = SingleVlanSlice::from_slice(eth.payload_slice()).ok()?;
+                    Some((vlan.ether_type(), vlan.payload_slice()))
+                }
+                et => Some((et, eth.payload_slice())),
+            }
+        }
+        linktype::LINUX_SLL => {
+            let (hdr, rest) = split(data, SLL_LEN, "").ok()?;
+            Some((EtherType(be16(hdr, 14)), rest))
+        }
+        linktype::LINUX_SLL2 => {
+            let (hdr, rest) = split(data, SLL2_LEN, "").ok()?;
+            Some((EtherType(be16(hdr, 0)), rest))
+        }
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => match data.first().map(|b| b >> 4) {
+            Some(4) => Some((EtherType::IPV4, data)),
+            Some(6) => Some((EtherType::IPV6, data)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 /// Slices a packet of the given link type down to the network layer and below.
 pub(crate) fn slice(lt: u32, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {

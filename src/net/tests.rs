@@ -403,6 +403,26 @@ fn not_tcp() {
     );
 }
 
+/// The decoding shortcut alone.
+fn shortcut(lt: u32, data: &[u8]) -> Option<TcpPacket<'_>> {
+    link::network(lt, data).and_then(|(et, net)| ip_tcp(et, net))
+}
+
+/// A link header of type `lt` announcing `ether_type` where the type can say it (random bytes
+/// of a plausible length for the others; none for raw IP).
+fn link_header(lt: u32, ether_type: u16) -> Vec<u8> {
+    let et = ether_type.to_be_bytes();
+    match lt {
+        linktype::ETHERNET => with_prefix(&[0; 12], &et),
+        linktype::LINUX_SLL => with_prefix(&[0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0], &et),
+        linktype::LINUX_SLL2 => {
+            with_prefix(&et, &[0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0])
+        }
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => Vec::new(),
+        _ => et.repeat(2),
+    }
+}
+
 const ALL_LINKS: [u32; 11] = [
     linktype::NULL,
     linktype::ETHERNET,
@@ -452,32 +472,38 @@ proptest! {
     }
 
     #[test]
-    fn the_ethernet_shortcut_agrees_with_the_general_way(
+    fn the_shortcut_agrees_with_the_general_way(
         mut ip in proptest::collection::vec(any::<u8>(), 0..120),
         v6 in any::<bool>(),
-        ether_type in prop_oneof![Just(0x0800u16), Just(0x86dd), any::<u16>()],
+        ether_type in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), any::<u16>()],
+        inner in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), any::<u16>()],
+        li in 0..ALL_LINKS.len(),
         mut real in proptest::collection::vec(any::<u8>(), 0..80),
         cut in 0usize..200,
     ) {
-        // Random IP-looking bytes (version, TCP protocol and a small header length steered in),
-        // and real packets cut anywhere: the shortcut either declines or says what the general
-        // path says.
+        // Random IP-looking bytes (version, TCP protocol and a small header length steered in)
+        // behind a link header of each kind, and real packets cut anywhere: the shortcut either
+        // declines or says what the general path says.
+        let lt = ALL_LINKS[li];
         if let Some(b) = ip.first_mut() {
             *b = if v6 { 0x60 | (*b & 0x0f) } else { 0x40 | (*b % 3 + 5) };
         }
         if let Some(b) = ip.get_mut(if v6 { 6 } else { 9 }) {
             *b = 6;
         }
-        let mut random = with_prefix(&[0; 12], &ether_type.to_be_bytes());
-        random.extend_from_slice(&ip);
+        if ether_type == 0x8100 {
+            ip = with_prefix(&[&[0, 7][..], &inner.to_be_bytes()].concat(), &ip);
+        }
+        let random = with_prefix(&link_header(lt, ether_type), &ip);
         real = eth_ipv4_tcp(&real);
-        real.truncate(cut.max(14));
+        real = with_prefix(&link_header(lt, 0x0800), real.get(14..).unwrap_or_default());
+        real.truncate(cut);
         for data in [&random, &real] {
-            let general = link::slice(linktype::ETHERNET, data).and_then(|p| tcp_of(&p));
-            if let Some(fast) = ethernet_ip_tcp(data) {
+            let general = link::slice(lt, data).and_then(|p| tcp_of(&p));
+            if let Some(fast) = shortcut(lt, data) {
                 prop_assert_eq!(format!("{:?}", Ok::<_, Skip>(fast)), format!("{general:?}"));
             }
-            prop_assert_eq!(format!("{:?}", decode(linktype::ETHERNET, data)), format!("{general:?}"));
+            prop_assert_eq!(format!("{:?}", decode(lt, data)), format!("{general:?}"));
         }
     }
 
@@ -499,10 +525,12 @@ proptest! {
 }
 
 /// Every packet of every sample capture (real peers on loopback, Ethernet-framed) and of the
-/// public corpus decodes the same through the Ethernet shortcut as through the general path,
-/// and the samples' TCP packets do take the shortcut.
+/// public corpus decodes the same through the shortcut as through the general path; the
+/// samples' TCP packets take the shortcut, and so do they when re-framed as a switch's mirror
+/// port (one VLAN tag), `tcpdump -i any` (Linux cooked v1 and v2) or raw IP would give them,
+/// with the same segment.
 #[test]
-fn the_ethernet_shortcut_agrees_on_real_captures() {
+fn the_shortcut_agrees_on_real_captures() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for dir in [root.join("samples"), root.join("../shared/corpus")] {
@@ -518,7 +546,7 @@ fn the_ethernet_shortcut_agrees_on_real_captures() {
             }
         }
     }
-    let (mut ethernet_tcp, mut shortcut) = (0u64, 0u64);
+    let (mut ethernet_tcp, mut taken) = (0u64, 0u64);
     for f in &files {
         let Ok(mut r) = crate::capture::CaptureReader::open(f) else {
             continue;
@@ -528,16 +556,40 @@ fn the_ethernet_shortcut_agrees_on_real_captures() {
             let general = link::slice(p.linktype, p.data).and_then(|s| tcp_of(&s));
             let via = format!("{:?}", decode(p.linktype, p.data));
             assert_eq!(via, format!("{general:?}"), "{}", f.display());
-            if p.linktype != linktype::ETHERNET {
-                continue;
-            }
-            let fast = ethernet_ip_tcp(p.data);
+            let fast = shortcut(p.linktype, p.data);
             if let Some(t) = &fast {
                 assert_eq!(format!("{:?}", Ok::<_, Skip>(*t)), format!("{general:?}"));
             }
-            if sample && general.is_ok() {
-                ethernet_tcp += 1;
-                shortcut += u64::from(fast.is_some());
+            if !(sample && p.linktype == linktype::ETHERNET && general.is_ok()) {
+                continue;
+            }
+            ethernet_tcp += 1;
+            taken += u64::from(fast.is_some());
+            let (Some(et), Some(ip)) = (p.data.get(12..14), p.data.get(14..)) else {
+                continue;
+            };
+            let et = u16::from_be_bytes([et[0], et[1]]);
+            let mut vlan = p.data.to_vec();
+            vlan.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+            for (lt, data) in [
+                (linktype::ETHERNET, vlan),
+                (
+                    linktype::LINUX_SLL,
+                    with_prefix(&link_header(linktype::LINUX_SLL, et), ip),
+                ),
+                (
+                    linktype::LINUX_SLL2,
+                    with_prefix(&link_header(linktype::LINUX_SLL2, et), ip),
+                ),
+                (linktype::RAW, ip.to_vec()),
+            ] {
+                let again = shortcut(lt, &data);
+                assert!(
+                    again.is_some(),
+                    "{} re-framed as link type {lt}",
+                    f.display()
+                );
+                assert_eq!(format!("{again:?}"), format!("{fast:?}"));
             }
         }
     }
@@ -545,5 +597,5 @@ fn the_ethernet_shortcut_agrees_on_real_captures() {
         ethernet_tcp >= 500,
         "only {ethernet_tcp} Ethernet TCP packets in the samples"
     );
-    assert_eq!(shortcut, ethernet_tcp);
+    assert_eq!(taken, ethernet_tcp);
 }
