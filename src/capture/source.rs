@@ -135,7 +135,7 @@ impl Read for StreamRead {
 /// Decompression is a third of the work on a gzipped capture and otherwise runs on the thread
 /// that also parses packets and, with `--threads`, hands them out, which the workers then wait
 /// for. Bytes and errors arrive in the order the decompressor gave them.
-struct Inflating {
+struct InflateAhead {
     chunks: Receiver<io::Result<Vec<u8>>>,
     /// Emptied chunks, back to the decompressing thread for reuse.
     spent: SyncSender<Vec<u8>>,
@@ -145,9 +145,9 @@ struct Inflating {
     failed: Option<(io::ErrorKind, String)>,
 }
 
-impl Inflating {
+impl InflateAhead {
     /// Starts the thread; gives `dec` back when no thread can be started.
-    fn start<R: Read + Send + 'static>(dec: R) -> Result<Inflating, R> {
+    fn start<R: Read + Send + 'static>(dec: R) -> Result<InflateAhead, R> {
         let (tx, chunks) = sync_channel(INFLATED_AHEAD);
         let (spent, back) = sync_channel::<Vec<u8>>(INFLATED_AHEAD + 2);
         // The decompressor moves into the thread only once it is known to exist.
@@ -165,7 +165,7 @@ impl Inflating {
         if let Err(e) = give.send(dec) {
             return Err(e.0);
         }
-        Ok(Inflating {
+        Ok(InflateAhead {
             chunks,
             spent,
             cur: Vec::new(),
@@ -211,7 +211,7 @@ fn inflate_ahead<R: Read>(
     }
 }
 
-impl Read for Inflating {
+impl Read for InflateAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(rest) = self.cur.get(self.pos..)
@@ -299,7 +299,7 @@ pub(super) fn open_stream(r: Box<dyn Read + Send>, gzip_thread: bool) -> Result<
         if !gzip_thread {
             (Box::new(dec), m)
         } else {
-            match Inflating::start(dec) {
+            match InflateAhead::start(dec) {
                 Ok(ahead) => (Box::new(ahead), m),
                 Err(dec) => (Box::new(dec), m),
             }

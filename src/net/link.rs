@@ -36,11 +36,11 @@ pub(crate) fn network(lt: u32, data: &[u8]) -> Option<(EtherType, &[u8])> {
             }
         }
         linktype::LINUX_SLL => {
-            let (hdr, rest) = split(data, SLL_LEN, "").ok()?;
+            let (hdr, rest) = data.split_at_checked(SLL_LEN)?;
             Some((EtherType(be16(hdr, 14)), rest))
         }
         linktype::LINUX_SLL2 => {
-            let (hdr, rest) = split(data, SLL2_LEN, "").ok()?;
+            let (hdr, rest) = data.split_at_checked(SLL2_LEN)?;
             Some((EtherType(be16(hdr, 0)), rest))
         }
         linktype::RAW | linktype::IPV4 | linktype::IPV6 => match data.first().map(|b| b >> 4) {
