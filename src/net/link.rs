@@ -1,5 +1,6 @@
 //! Link-layer headers: takes a packet's bytes and its link type and gives etherparse's lax slice
-//! of everything from the network layer down, or why the link header cannot be read.
+//! of everything from the network layer down, or why the link header cannot be read; for the
+//! common link headers, [`network`] gives the network layer's EtherType and bytes directly.
 //!
 //! etherparse knows Ethernet (with VLAN/QinQ tags) and raw IP; the Linux cooked headers and the
 //! BSD loopback address-family headers are read here and the rest is handed over by EtherType.
