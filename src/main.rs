@@ -526,7 +526,7 @@ fn read_file(cli: &Cli, capture: &Path) -> Result<CaptureSummary> {
     let threads = cli
         .threads
         .map_or_else(parallel::default_threads, usize::from);
-    let mut reader = CaptureReader::open_with(capture, parallel::leaves_a_core(threads))?;
+    let mut reader = CaptureReader::open_with(capture, parallel::decompress_ahead(threads))?;
     let name = capture.display().to_string();
     let out: Box<dyn Write> = match &cli.output {
         Some(path) => Box::new(

@@ -159,12 +159,18 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Whether a run on `threads` threads leaves a core free, say for decompressing a gzipped
-/// capture ahead of the reader: one thread keeps one core busy, more keep one each plus the
-/// reading and merging thread.
-pub fn leaves_a_core(threads: usize) -> bool {
-    let busy = if threads <= 1 { 1 } else { threads + 1 };
-    busy < default_threads()
+/// Whether a run on `threads` threads should decompress a gzipped capture on a thread of its
+/// own, ahead of the reader. Decompressing costs 2.3 to 3.0 s of CPU per GB of the benchmark's
+/// capture here, more than a worker's share of the analysis once there are two (about 1.8 s
+/// each), so:
+/// - one thread: whenever there is a second core;
+/// - two workers on two cores: no. The run is bound by its total CPU, and a fourth busy thread
+///   made it slower (1.35 → 1.46 s on 300 MB, median of 7);
+/// - three cores or more: yes, even with a worker on every core, since the reading thread
+///   would otherwise decompress alone while the workers wait for it.
+pub fn decompress_ahead(threads: usize) -> bool {
+    let cores = default_threads();
+    if threads <= 1 { cores >= 2 } else { cores >= 3 }
 }
 
 /// [`pipeline::run_observed`] on `threads` worker threads (one thread: exactly that function).

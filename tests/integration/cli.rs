@@ -127,7 +127,8 @@ fn gzip_capture_reads_the_same() {
         .stdout,
     )
     .unwrap();
-    // One thread decompresses on a thread of its own when a core is free; more do not.
+    // One thread decompresses on a thread of its own when there is a second core; two workers
+    // on two cores do not.
     for threads in ["1", "2"] {
         let out = wsinspect(&[path.to_str().unwrap(), "--json", "--threads", threads]);
         let a: Value = serde_json::from_slice(&out.stdout).unwrap();
