@@ -167,7 +167,8 @@ pub fn default_threads() -> usize {
 /// - two workers on two cores: no. The run is bound by its total CPU, and a fourth busy thread
 ///   made it slower (1.35 → 1.46 s on 300 MB, median of 7);
 /// - three cores or more: yes, even with a worker on every core, since the reading thread
-///   would otherwise decompress alone while the workers wait for it.
+///   would otherwise decompress alone while the workers wait for it. This is reasoned from the
+///   CPU split above, not measured: the benchmark machine has two cores.
 pub fn decompress_ahead(threads: usize) -> bool {
     let cores = default_threads();
     if threads <= 1 { cores >= 2 } else { cores >= 3 }

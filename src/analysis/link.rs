@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use foldhash::{HashMap, HashSet};
 
 use super::conn::ConnState;
@@ -41,31 +41,32 @@ pub(super) struct ProxyFindings {
 /// The open connections by their client's and their server's address (a hash of it), so that an
 /// ending connection looks only at those that can be its other leg: a leg's proxy address is
 /// the other leg's client or server address. Scanning every open connection instead made a
-/// capture with 30,000 connections open at once spend 80% of its time here.
+/// capture with 30,000 connections open at once spend 80% of its time here. The addresses come
+/// from the capture, so the hash is seeded at random, as the flow table's is: a capture built to
+/// put every address in one bucket would bring the scan of all open connections back. Which
+/// candidates come first does not matter ([`find`] ranks them).
 #[derive(Default)]
 pub(super) struct LegIndex {
     by_client: HashMap<u64, HashSet<ConnId>>,
     by_server: HashMap<u64, HashSet<ConnId>>,
+    hasher: RandomState,
 }
 
 impl LegIndex {
-    fn key(ip: &str) -> u64 {
-        FixedState::with_seed(0).hash_one(ip)
+    fn key(&self, ip: &str) -> u64 {
+        self.hasher.hash_one(ip)
     }
 
     /// Files `st` under its addresses as they are now.
     pub(super) fn insert(&mut self, st: &ConnState) {
-        let by = |m: &mut HashMap<u64, HashSet<ConnId>>, ip: &str| {
-            m.entry(Self::key(ip)).or_default().insert(st.id);
-        };
-        by(&mut self.by_client, st.client_ip());
-        by(&mut self.by_server, st.server_ip());
+        let (client, server) = (self.key(st.client_ip()), self.key(st.server_ip()));
+        self.by_client.entry(client).or_default().insert(st.id);
+        self.by_server.entry(server).or_default().insert(st.id);
     }
 
     /// Takes `st` out, under the addresses it was filed with (call before changing them).
     pub(super) fn remove(&mut self, st: &ConnState) {
-        let by = |m: &mut HashMap<u64, HashSet<ConnId>>, ip: &str| {
-            let key = Self::key(ip);
+        let by = |m: &mut HashMap<u64, HashSet<ConnId>>, key: u64| {
             if let Some(set) = m.get_mut(&key) {
                 set.remove(&st.id);
                 if set.is_empty() {
@@ -73,16 +74,17 @@ impl LegIndex {
                 }
             }
         };
-        by(&mut self.by_client, st.client_ip());
-        by(&mut self.by_server, st.server_ip());
+        let (client, server) = (self.key(st.client_ip()), self.key(st.server_ip()));
+        by(&mut self.by_client, client);
+        by(&mut self.by_server, server);
     }
 
     /// The open connections that can be a leg with `st`: those whose client address is `st`'s
     /// server address (`st` in front of them), and those whose server address is `st`'s client
     /// address (`st` behind them). A superset: [`find`] tests each.
     pub(super) fn candidates(&self, st: &ConnState) -> impl Iterator<Item = ConnId> + '_ {
-        let back = self.by_client.get(&Self::key(st.server_ip()));
-        let front = self.by_server.get(&Self::key(st.client_ip()));
+        let back = self.by_client.get(&self.key(st.server_ip()));
+        let front = self.by_server.get(&self.key(st.client_ip()));
         back.into_iter().chain(front).flatten().copied()
     }
 }
