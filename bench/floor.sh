@@ -4,6 +4,8 @@
 # off, next to wsinspect itself, in one run.
 #
 #   bash bench/floor.sh FILE [RUNS]      RUNS: timed runs of each command (default 3)
+#   TSHARK=1 bash bench/floor.sh FILE    also time tshark once on FILE, in the same run, and give
+#                                        each figure as a multiple of tshark's time
 #
 # It builds, from the committed tree (HEAD) with bench/floor/measure.patch applied and into
 # target/floor/ (the repository's own build is untouched):
@@ -53,7 +55,7 @@ WSI_FLOOR_DUMP=$dump "$measured" "$FILE" --threads 1 > /dev/null
 echo "   $(($(stat -c %s "$dump") / 1000000)) MB recorded"
 
 echo "== zlib-rs alone"
-"$replay" "$dump" "$RUNS"
+"$replay" "$dump" "$RUNS" | tee "$work/replay.txt"
 rm -f "$dump"
 
 # One timed run: prints "wall cpu rss_mb".
@@ -70,4 +72,20 @@ for ((i = 1; i <= RUNS; i++)); do
     echo "   run $i: without inflation ${no[-1]}   wsinspect ${full[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
-echo "   median wall: without inflation $(median "${no[@]}"), wsinspect $(median "${full[@]}")"
+alone=$(median $(awk '/capture order/ { print $7 }' "$work/replay.txt"))
+no_med=$(median "${no[@]}")
+full_med=$(median "${full[@]}")
+echo "   median wall: without inflation ${no_med%% *} s, wsinspect ${full_med%% *} s"
+
+if [[ ${TSHARK:-0} == 1 ]] && command -v tshark > /dev/null; then
+    echo "== tshark -r FILE -Y websocket -T fields -e websocket.opcode (once)"
+    ts=$(timed tshark -r "$FILE" -Y websocket -T fields -e websocket.opcode 2> >(grep -v '^Running as user' >&2))
+    echo "   $ts"
+    awk -v t="${ts%% *}" -v a="$alone" -v n="${no_med%% *}" -v w="${full_med%% *}" 'BEGIN {
+        printf "   50x tshark is %.2f s for the whole run\n", t / 50
+        printf "   zlib-rs alone, capture order (median) %6.2f s  %5.1fx tshark\n", a, t / a
+        printf "   wsinspect without inflation (median)  %6.2f s  %5.1fx tshark\n", n, t / n
+        printf "   the two together                      %6.2f s  %5.1fx tshark\n", a + n, t / (a + n)
+        printf "   wsinspect (median)                    %6.2f s  %5.1fx tshark\n", w, t / w
+    }'
+fi
