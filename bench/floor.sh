@@ -35,6 +35,10 @@ mkdir -p "$tree"
 trap 'rm -f "$dump"' EXIT
 
 echo "== building (the committed tree with bench/floor/measure.patch, and the repository's own)"
+# The patched build is of HEAD; the wsinspect it is timed against is the working tree's.
+if ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock; then
+    echo "   note: src/ or the manifests differ from HEAD: the two wsinspect builds are not the same code"
+fi
 git archive HEAD | tar -x -C "$tree"
 # A repository of its own, so that `git apply` patches this tree (inside the checkout it would
 # take the paths as the checkout's and skip them).
